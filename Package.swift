@@ -1,0 +1,94 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "supervisor",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "supervisor", targets: ["supervisor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        // The job model, states, ordering, durations and ids: no I/O.
+        .target(name: "SupervisorCore", swiftSettings: swiftSettings),
+        // The `JobStore` protocol every backend implements.
+        .target(name: "SupervisorStore", dependencies: ["SupervisorCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "SupervisorSQLite",
+            dependencies: ["SupervisorStore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SupervisorConfig",
+            dependencies: [
+                "SupervisorCore",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SupervisorHTTP",
+            dependencies: [
+                "SupervisorStore", "SupervisorConfig",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("openapi.json")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SupervisorCLI",
+            dependencies: [
+                "SupervisorHTTP", "SupervisorSQLite", "SupervisorConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "supervisor", dependencies: ["SupervisorCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swiftSettings),
+        // The behaviour every `JobStore` must show; each backend's tests run it.
+        .target(name: "JobStoreContract", dependencies: ["SupervisorStore"], swiftSettings: swiftSettings),
+
+        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SupervisorSQLiteTests",
+            dependencies: ["SupervisorSQLite", "JobStoreContract"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SupervisorConfigTests", dependencies: ["SupervisorConfig"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SupervisorHTTPTests",
+            dependencies: [
+                "SupervisorHTTP", "SupervisorSQLite",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SupervisorCLITests",
+            dependencies: ["SupervisorCLI"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,305 @@
+import Foundation
+import SupervisorCore
+import SupervisorStore
+import Testing
+
+/// The scenarios of `JobStoreContract`, each against one fresh store.
+struct StoreScenarios {
+    let store: any JobStore
+    let ids = UUIDv7Generator()
+    let start = Date(millisecondsSince1970: 1_800_000_000_000)
+    let worker = WorkerIdentity(id: "worker-1", host: "test-host")
+
+    func run(_ scenario: JobStoreContract.Scenario) async throws {
+        switch scenario {
+        case .submitAndRead: try await submitAndRead()
+        case .claimOrder: try await claimOrder()
+        case .noDoubleClaimUnderConcurrentClaimers: try await noDoubleClaim()
+        case .cancelPending: try await cancelPending()
+        case .cancelRunningAndFinished: try await cancelRunningAndFinished()
+        case .retryRestoresBudget: try await retryRestoresBudget()
+        case .idempotencyKey: try await idempotencyKey()
+        case .cursorPaging: try await cursorPaging()
+        case .listFilters: try await listFilters()
+        case .ownerScoping: try await ownerScoping()
+        case .queuePositionAndCounts: try await queuePositionAndCounts()
+        case .admissionLimits: try await admissionLimits()
+        case .concurrentSubmitsAllDurable: try await concurrentSubmits()
+        case .migrateTwiceKeepsJobs: try await migrateTwice()
+        }
+    }
+
+    func submission(
+        owner: String = "alice", type: String = "echo", priority: JobPriority = .normal, runAt: Date? = nil,
+        at time: Date? = nil, tags: [String: String] = [:], key: String? = nil, maxAttempts: Int = 3,
+        payload: JSONValue = ["n": 1]
+    ) -> JobSubmission {
+        let created = time ?? start
+        return JobSubmission(
+            id: ids.next(at: created), owner: owner, type: type, payload: payload, priority: priority,
+            runAt: runAt ?? created, createdAt: created, maxAttempts: maxAttempts, timeoutSeconds: 60, tags: tags,
+            idempotencyKey: key
+        )
+    }
+
+    @discardableResult
+    func accept(_ submission: JobSubmission) async throws -> Job {
+        let outcome = try await store.submit(submission, limits: .unlimited)
+        guard case .accepted(let job, _) = outcome else {
+            Issue.record("expected a new job, got \(outcome)")
+            throw ScenarioFailure()
+        }
+        return job
+    }
+
+    // MARK: Scenarios
+
+    func submitAndRead() async throws {
+        let new = submission(tags: ["site": "example"], payload: ["url": "https://example.com", "deep": [1, 2.5, nil, true]])
+        let accepted = try await accept(new)
+        let read = try #require(try await store.job(id: new.id, owner: nil))
+        #expect(read == accepted)
+        #expect(read.status == .pending)
+        #expect(read.attempt == 0)
+        #expect(read.maxAttempts == 3)
+        #expect(read.payload == new.payload)
+        #expect(read.tags == ["site": "example"])
+        #expect(read.progress == nil)
+        #expect(read.attempts.isEmpty)
+        #expect(try await store.job(id: ids.next(at: start), owner: nil) == nil)
+    }
+
+    func claimOrder() async throws {
+        // Created in an order that differs from claim order on purpose.
+        let lateNormal = try await accept(submission(priority: .normal, runAt: start.addingTimeInterval(-10), at: start))
+        let urgent = try await accept(submission(priority: .urgent, at: start.addingTimeInterval(1)))
+        let earlyNormal = try await accept(submission(priority: .normal, runAt: start.addingTimeInterval(-20), at: start.addingTimeInterval(2)))
+        let high = try await accept(submission(priority: .high, at: start.addingTimeInterval(3)))
+        let sameTimeFirst = try await accept(submission(priority: .normal, runAt: start.addingTimeInterval(-10), at: start.addingTimeInterval(4)))
+        let future = try await accept(submission(priority: .urgent, runAt: start.addingTimeInterval(3600), at: start.addingTimeInterval(5)))
+        let now = start.addingTimeInterval(10)
+
+        var claimed: [JobID] = []
+        while let job = try await store.claim(limit: 1, worker: worker, leaseDuration: .seconds(30), now: now).first {
+            claimed.append(job.id)
+            #expect(job.status == .running)
+            #expect(job.attempt == 1)
+        }
+        #expect(claimed == [urgent.id, high.id, earlyNormal.id, lateNormal.id, sameTimeFirst.id])
+        let waiting = try #require(try await store.job(id: future.id, owner: nil))
+        #expect(waiting.status == .pending)
+
+        let batch = try await store.claim(limit: 10, worker: worker, leaseDuration: .seconds(30), now: start.addingTimeInterval(3601))
+        #expect(batch.map(\.id) == [future.id])
+        let running = try #require(try await store.job(id: future.id, owner: nil))
+        #expect(running.attempts.map(\.attempt) == [1])
+        #expect(running.attempts.first?.workerID == worker.id)
+        #expect(running.attempts.first?.host == worker.host)
+    }
+
+    func noDoubleClaim() async throws {
+        let total = 200
+        for index in 0..<total { try await accept(submission(at: start.addingTimeInterval(Double(index) / 1000))) }
+        let now = start.addingTimeInterval(60)
+        let store = self.store
+        let claims = try await withThrowingTaskGroup(of: [JobID].self) { group in
+            for claimer in 0..<8 {
+                group.addTask {
+                    var mine: [JobID] = []
+                    let identity = WorkerIdentity(id: "claimer-\(claimer)", host: "test-host")
+                    while true {
+                        let jobs = try await store.claim(limit: 3, worker: identity, leaseDuration: .seconds(30), now: now)
+                        if jobs.isEmpty { return mine }
+                        mine += jobs.map(\.id)
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let all = claims.flatMap { $0 }
+        #expect(all.count == total)
+        #expect(Set(all).count == total)
+        #expect(claims.filter { !$0.isEmpty }.count > 1, "the claimers should have shared the work")
+    }
+
+    func cancelPending() async throws {
+        let job = try await accept(submission())
+        let later = start.addingTimeInterval(5)
+        guard case .cancelled(let cancelled) = try await store.cancel(id: job.id, owner: "alice", now: later) else {
+            Issue.record("a pending job should be cancelled at once")
+            return
+        }
+        #expect(cancelled.status == .cancelled)
+        #expect(cancelled.finishedAt == later)
+        #expect(cancelled.error?.errorClass == .cancelled)
+        #expect(try await store.claim(limit: 5, worker: worker, leaseDuration: .seconds(30), now: later).isEmpty)
+        #expect(try await store.cancel(id: job.id, owner: "alice", now: later) == .alreadyFinished(cancelled))
+        #expect(try await store.cancel(id: ids.next(at: later), owner: nil, now: later) == .notFound)
+    }
+
+    func cancelRunningAndFinished() async throws {
+        let job = try await accept(submission())
+        _ = try await store.claim(limit: 1, worker: worker, leaseDuration: .seconds(30), now: start)
+        guard case .requested(let requested) = try await store.cancel(id: job.id, owner: nil, now: start) else {
+            Issue.record("a running job's cancel is a request to its worker")
+            return
+        }
+        #expect(requested.status == .running)
+        #expect(requested.cancelRequested)
+    }
+
+    func retryRestoresBudget() async throws {
+        let job = try await accept(submission(maxAttempts: 2))
+        #expect(try await store.retry(id: job.id, owner: nil, now: start) == .notRetryable(job))
+        guard case .cancelled = try await store.cancel(id: job.id, owner: nil, now: start) else {
+            Issue.record("cancel failed")
+            return
+        }
+        let later = start.addingTimeInterval(30)
+        guard case .retried(let retried) = try await store.retry(id: job.id, owner: "alice", now: later) else {
+            Issue.record("a cancelled job can be retried")
+            return
+        }
+        #expect(retried.status == .pending)
+        #expect(retried.runAt == later)
+        #expect(retried.error == nil)
+        #expect(retried.finishedAt == nil)
+        #expect(retried.maxAttempts == 2)
+        let claimed = try await store.claim(limit: 1, worker: worker, leaseDuration: .seconds(30), now: later)
+        #expect(claimed.map(\.id) == [job.id])
+        #expect(claimed.first?.attempt == 1)
+        #expect(try await store.retry(id: job.id, owner: "bob", now: later) == .notFound)
+    }
+
+    func idempotencyKey() async throws {
+        let first = try await accept(submission(key: "order-42"))
+        let again = submission(type: "other", key: "order-42", payload: ["different": true])
+        #expect(try await store.submit(again, limits: .unlimited) == .duplicate(first))
+        // The same key is another owner's own key.
+        let bobs = try await accept(submission(owner: "bob", key: "order-42"))
+        #expect(bobs.id != first.id)
+        _ = try await store.cancel(id: first.id, owner: nil, now: start)
+        guard case .duplicate(let current) = try await store.submit(submission(key: "order-42"), limits: .unlimited) else {
+            Issue.record("the key should still answer the first job")
+            return
+        }
+        #expect(current.id == first.id)
+        #expect(current.status == .cancelled)
+        let page = try await store.list(JobQuery(owner: "alice"))
+        #expect(page.jobs.count == 1)
+    }
+
+    func cursorPaging() async throws {
+        var made: [JobID] = []
+        for index in 0..<25 { made.append(try await accept(submission(at: start.addingTimeInterval(Double(index)))).id) }
+        var seen: [JobID] = []
+        var cursor: JobID?
+        var pages = 0
+        repeat {
+            let page = try await store.list(JobQuery(owner: "alice", limit: 10, after: cursor))
+            seen += page.jobs.map(\.id)
+            cursor = page.nextCursor
+            pages += 1
+        } while cursor != nil && pages < 10
+        #expect(pages == 3)
+        #expect(seen == made.reversed())
+        let exact = try await store.list(JobQuery(owner: "alice", limit: 25))
+        #expect(exact.nextCursor == nil)
+    }
+
+    func listFilters() async throws {
+        let a = try await accept(submission(type: "shot", tags: ["env": "prod", "team": "web"]))
+        let b = try await accept(submission(type: "shot", at: start.addingTimeInterval(1), tags: ["env": "dev", "team": "web"]))
+        let c = try await accept(submission(type: "pdf", at: start.addingTimeInterval(2), tags: ["env": "prod"]))
+        _ = try await store.cancel(id: b.id, owner: nil, now: start)
+        #expect(try await store.list(JobQuery(owner: nil, type: "shot")).jobs.map(\.id) == [b.id, a.id])
+        #expect(try await store.list(JobQuery(owner: nil, status: .cancelled)).jobs.map(\.id) == [b.id])
+        #expect(try await store.list(JobQuery(owner: nil, tags: ["env": "prod"])).jobs.map(\.id) == [c.id, a.id])
+        #expect(try await store.list(JobQuery(owner: nil, tags: ["env": "prod", "team": "web"])).jobs.map(\.id) == [a.id])
+        #expect(try await store.list(JobQuery(owner: nil, status: .pending, type: "shot")).jobs.map(\.id) == [a.id])
+    }
+
+    func ownerScoping() async throws {
+        let alices = try await accept(submission(owner: "alice"))
+        let bobs = try await accept(submission(owner: "bob", at: start.addingTimeInterval(1)))
+        #expect(try await store.job(id: alices.id, owner: "bob") == nil)
+        #expect(try await store.job(id: alices.id, owner: "alice")?.id == alices.id)
+        #expect(try await store.job(id: alices.id, owner: nil)?.id == alices.id)
+        #expect(try await store.cancel(id: alices.id, owner: "bob", now: start) == .notFound)
+        #expect(try await store.list(JobQuery(owner: "bob")).jobs.map(\.id) == [bobs.id])
+        #expect(try await store.list(JobQuery(owner: nil)).jobs.map(\.id) == [bobs.id, alices.id])
+    }
+
+    func queuePositionAndCounts() async throws {
+        let first = try await store.submit(submission(at: start), limits: .unlimited)
+        let second = try await store.submit(submission(at: start.addingTimeInterval(1)), limits: .unlimited)
+        let urgent = try await store.submit(submission(priority: .urgent, at: start.addingTimeInterval(2)), limits: .unlimited)
+        let later = try await store.submit(
+            submission(runAt: start.addingTimeInterval(600), at: start.addingTimeInterval(3)), limits: .unlimited)
+        guard case .accepted(let firstJob, 1) = first, case .accepted(let secondJob, 2) = second,
+            case .accepted(let urgentJob, 1) = urgent, case .accepted(let laterJob, nil) = later
+        else {
+            Issue.record("positions at submit: \(first), \(second), \(urgent), \(later)")
+            return
+        }
+        let now = start.addingTimeInterval(10)
+        #expect(try await store.queuePosition(of: urgentJob, now: now) == 1)
+        #expect(try await store.queuePosition(of: firstJob, now: now) == 2)
+        #expect(try await store.queuePosition(of: secondJob, now: now) == 3)
+        #expect(try await store.queuePosition(of: laterJob, now: now) == nil)
+
+        _ = try await store.claim(limit: 1, worker: worker, leaseDuration: .seconds(30), now: now)
+        _ = try await store.cancel(id: secondJob.id, owner: nil, now: now)
+        let counts = try await store.queueCounts(now: now)
+        #expect(counts[.pending] == 2)
+        #expect(counts[.running] == 1)
+        #expect(counts[.cancelled] == 1)
+        #expect(counts[.completed] == 0)
+        #expect(counts.oldestPendingSeconds == 10)
+        let running = try #require(try await store.job(id: urgentJob.id, owner: nil))
+        #expect(try await store.queuePosition(of: running, now: now) == nil)
+    }
+
+    func admissionLimits() async throws {
+        let limits = QueueLimits(maxPending: 3, maxPendingPerOwner: 2)
+        _ = try await store.submit(submission(owner: "alice"), limits: limits)
+        _ = try await store.submit(submission(owner: "alice"), limits: limits)
+        await #expect(throws: JobStoreError.ownerOverLimit(owner: "alice", limit: 2)) {
+            try await store.submit(submission(owner: "alice"), limits: limits)
+        }
+        _ = try await store.submit(submission(owner: "bob"), limits: limits)
+        await #expect(throws: JobStoreError.queueFull(limit: 3)) {
+            try await store.submit(submission(owner: "carol"), limits: limits)
+        }
+        // A finished job no longer counts against the limits.
+        let page = try await store.list(JobQuery(owner: "alice"))
+        _ = try await store.cancel(id: try #require(page.jobs.first).id, owner: nil, now: start)
+        _ = try await store.submit(submission(owner: "alice"), limits: limits)
+    }
+
+    func concurrentSubmits() async throws {
+        let store = self.store
+        let submissions = (0..<300).map { submission(at: start.addingTimeInterval(Double($0) / 1000)) }
+        let outcomes = try await withThrowingTaskGroup(of: SubmitOutcome.self) { group in
+            for new in submissions { group.addTask { try await store.submit(new, limits: .unlimited) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.count == submissions.count)
+        let positions = outcomes.compactMap { outcome -> Int? in
+            if case .accepted(_, let position) = outcome { return position }
+            return nil
+        }
+        #expect(positions.count == submissions.count)
+        #expect(positions.allSatisfy { (1...submissions.count).contains($0) })
+        #expect(try await store.queueCounts(now: start)[.pending] == submissions.count)
+        for new in submissions { #expect(try await store.job(id: new.id, owner: nil) != nil) }
+    }
+
+    func migrateTwice() async throws {
+        let job = try await accept(submission())
+        try await store.migrate()
+        #expect(try await store.job(id: job.id, owner: nil) == job)
+    }
+}
+
+struct ScenarioFailure: Error {}

@@ -1,0 +1,66 @@
+import ArgumentParser
+
+// Commands SPEC.md names whose behaviour has not landed yet. Each refuses clearly
+// instead of pretending; its `--help` says what it will do.
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker", abstract: "Run the runner only, without HTTP (not supported yet).")
+    @OptionGroup var options: ConfigOption
+    func run() async throws { throw CommandFailure.notSupportedYet("worker") }
+}
+
+struct LogsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logs", abstract: "Print a job's captured output (not supported yet).")
+    @Argument(help: "The job id.") var id: String
+    @Flag(help: "Keep printing as the job writes.") var follow = false
+    @OptionGroup var client: ClientOptions
+    func run() async throws { throw CommandFailure.notSupportedYet("logs") }
+}
+
+struct CleanupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cleanup",
+        abstract: "Sweep orphaned job processes, stale directories, expired leases and old jobs (not supported yet).")
+    @Flag(help: "Report without changing anything.") var dryRun = false
+    @Flag(help: "Print the summary as one JSON document.") var json = false
+    @OptionGroup var options: ConfigOption
+    func run() async throws { throw CommandFailure.notSupportedYet("cleanup") }
+}
+
+struct ProfileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profile", abstract: "Seccomp profiles.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check", abstract: "Validate a seccomp profile and print its rules (not supported yet).")
+        @Argument(help: "A profile name (profiles/NAME.json) or a path.") var profile: String
+        func run() async throws { throw CommandFailure.notSupportedYet("profile check") }
+    }
+}
+
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup", abstract: "Write a consistent copy of the SQLite store (not supported yet).")
+    @Argument(help: "Where to write the copy.") var file: String
+    @OptionGroup var options: ConfigOption
+    func run() async throws { throw CommandFailure.notSupportedYet("backup") }
+}
+
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete", abstract: "Delete a finished job with its logs and artifacts (not supported yet).")
+    @Argument(help: "The job id.") var id: String
+    @OptionGroup var client: ClientOptions
+    func run() async throws { throw CommandFailure.notSupportedYet("delete") }
+}
+
+struct DrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drain", abstract: "Stop a worker claiming new jobs (admin; not supported yet).")
+    @Argument(help: "The worker id.") var workerID: String
+    @OptionGroup var client: ClientOptions
+    func run() async throws { throw CommandFailure.notSupportedYet("drain") }
+}

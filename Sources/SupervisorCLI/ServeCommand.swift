@@ -1,0 +1,113 @@
+import UnixSignals
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SupervisorConfig
+import SupervisorHTTP
+import SupervisorSQLite
+import SupervisorStore
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the HTTP API (and, in later versions, the runner) in one process."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = try ConfigurationLoader.load(explicitPath: options.config)
+        LogOutput.bootstrap(configuration.log)
+        let logger = Logger(label: "supervisor")
+        let store = try StoreOpening.open(configuration)
+        try await store.migrate()
+
+        let api = SupervisorAPI(store: store, configuration: configuration)
+        let application = api.makeApplication(logger: logger) { port in
+            logger.notice(
+                "supervisor listening",
+                metadata: [
+                    "address": "\(configuration.server.listen.host):\(port)",
+                    "store": "\(configuration.store.url)",
+                    "jobTypes": "\(configuration.jobTypes.keys.sorted().joined(separator: ","))",
+                ]
+            )
+        }
+        // Shutdown runs in reverse order: the server stops taking requests and finishes
+        // the ones in flight, then the store commits what is pending and closes.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: StoreService(store: store)), .init(service: application)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
+
+/// Keeps the store open for the life of the daemon and closes it cleanly on shutdown.
+struct StoreService: Service {
+    let store: any JobStore
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await store.close()
+    }
+}
+
+/// Opens the store the config names.
+enum StoreOpening {
+    static func open(_ configuration: SupervisorConfiguration) throws -> any JobStore {
+        try SQLiteJobStore(url: configuration.store.url, relativeTo: configuration.baseDirectory)
+    }
+}
+
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Create or upgrade the store schema (serve also does this at start)."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = try ConfigurationLoader.load(explicitPath: options.config)
+        let store = try StoreOpening.open(configuration)
+        try await store.migrate()
+        try await store.close()
+        print("store \(configuration.store.url) is at the current schema")
+    }
+}
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Inspect the configuration.",
+        subcommands: [Check.self]
+    )
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check",
+            abstract: "Validate the config and print its job types."
+        )
+
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            let configuration = try ConfigurationLoader.load(explicitPath: options.config)
+            print("config: \(configuration.sourcePath ?? "(none: built-in defaults)") is valid")
+            print("listen: \(configuration.server.listen)")
+            print("store:  \(configuration.store.url)")
+            print("tokens: \(configuration.tokens.count)")
+            print("job types:")
+            if configuration.jobTypes.isEmpty { print("  (none)") }
+            for type in configuration.jobTypes.values.sorted(by: { $0.name < $1.name }) {
+                print("  \(type.name): \(type.command.joined(separator: " ")) (timeout \(type.timeout), max_attempts \(type.maxAttempts))")
+            }
+        }
+    }
+}

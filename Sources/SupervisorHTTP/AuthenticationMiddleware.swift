@@ -1,0 +1,35 @@
+import SupervisorConfig
+import HTTPTypes
+import Hummingbird
+
+/// Requires `Authorization: Bearer <token>` on the routes it guards; tokens never travel in URLs.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = SupervisorRequestContext
+
+    let authenticator: TokenAuthenticator
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if authenticator.requiresToken {
+            guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+                let principal = authenticator.principal(forBearer: String(header.dropFirst("Bearer ".count)))
+            else { throw APIError.unauthorized }
+            context.principal = principal
+        } else {
+            context.principal = TokenAuthenticator.openAccess
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Admin-only routes: a user's token is a 403 there.
+struct AdminOnlyMiddleware: RouterMiddleware {
+    typealias Context = SupervisorRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard try context.requirePrincipal().role == .admin else {
+            throw APIError(.forbidden, code: "forbidden", message: "this route needs an admin token")
+        }
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import SupervisorCore
+
+/// The JSON documents the API answers with for a job (SPEC section 4).
+struct JobDocument {
+    let urls: JobURLs
+
+    /// The cheap poll: `GET /api/jobs/{id}/status`.
+    func status(_ job: Job, queuePosition: Int?) -> [String: JSONValue] {
+        [
+            "jobId": .string(job.id.rawValue),
+            "type": .string(job.type),
+            "status": .string(job.status.rawValue),
+            "progress": job.progress.map(Self.progress) ?? .null,
+            "attempt": .int(Int64(job.attempt)),
+            "maxAttempts": .int(Int64(job.maxAttempts)),
+            "queuePosition": queuePosition.map { .int(Int64($0)) } ?? .null,
+            // Filled from measured durations once the runner records them.
+            "estimatedWaitSeconds": .null,
+            "createdAt": Self.timestamp(job.createdAt),
+            "startedAt": job.startedAt.map(Self.timestamp) ?? .null,
+            "updatedAt": Self.timestamp(job.updatedAt),
+        ]
+    }
+
+    /// Everything: `GET /api/jobs/{id}`; never the secrets.
+    func full(_ job: Job, queuePosition: Int?) -> JSONValue {
+        var document = status(job, queuePosition: queuePosition)
+        document["owner"] = .string(job.owner)
+        document["priority"] = .int(Int64(job.priority.rawValue))
+        document["runAt"] = Self.timestamp(job.runAt)
+        document["payload"] = job.payload
+        document["result"] = job.result ?? .null
+        document["error"] = job.error.map { .object(["message": .string($0.message), "class": .string($0.errorClass.rawValue)]) } ?? .null
+        document["tags"] = .object(job.tags.mapValues(JSONValue.string))
+        document["cancelRequested"] = .bool(job.cancelRequested)
+        document["finishedAt"] = job.finishedAt.map(Self.timestamp) ?? .null
+        if let started = job.startedAt, let finished = job.finishedAt {
+            document["durationMs"] = .int(finished.millisecondsSince1970 - started.millisecondsSince1970)
+        } else {
+            document["durationMs"] = .null
+        }
+        document["attempts"] = .array(job.attempts.map(Self.attempt))
+        document["artifacts"] = .array([])
+        return .object(document)
+    }
+
+    /// The answer to a submit: 202 for a new job, 200 for an idempotent repeat.
+    func submitted(_ job: Job, queuePosition: Int?) -> JSONValue {
+        [
+            "jobId": .string(job.id.rawValue),
+            "status": .string(job.status.rawValue),
+            "queuePosition": queuePosition.map { .int(Int64($0)) } ?? .null,
+            "estimatedWaitSeconds": .null,
+            "statusUrl": .string(urls.status(job.id)),
+            "resultUrl": .string(urls.result(job.id)),
+            "eventsUrl": .string(urls.events(job.id)),
+        ]
+    }
+
+    static func progress(_ progress: JobProgress) -> JSONValue {
+        var document: [String: JSONValue] = ["percent": .double(progress.percent)]
+        if let current = progress.current { document["current"] = .int(Int64(current)) }
+        if let total = progress.total { document["total"] = .int(Int64(total)) }
+        if let message = progress.message { document["message"] = .string(message) }
+        return .object(document)
+    }
+
+    static func attempt(_ attempt: AttemptRecord) -> JSONValue {
+        var document: [String: JSONValue] = [
+            "attempt": .int(Int64(attempt.attempt)),
+            "host": .string(attempt.host),
+            "workerId": .string(attempt.workerID),
+            "startedAt": timestamp(attempt.startedAt),
+            "finishedAt": attempt.finishedAt.map(timestamp) ?? .null,
+            "exitCode": attempt.exitCode.map { .int(Int64($0)) } ?? .null,
+            "signal": attempt.signal.map { .int(Int64($0)) } ?? .null,
+            "outcome": attempt.outcome.map { .string($0.rawValue) } ?? .null,
+        ]
+        if let peak = attempt.peakMemoryBytes { document["peakMemoryBytes"] = .int(peak) }
+        return .object(document)
+    }
+
+    static func timestamp(_ date: Date) -> JSONValue {
+        .string(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+    }
+}
+
+/// Where a job's resources live, under `server.public_url` when one is set.
+struct JobURLs {
+    let base: String
+
+    func job(_ id: JobID) -> String { "\(base)/api/jobs/\(id.rawValue)" }
+    func status(_ id: JobID) -> String { job(id) + "/status" }
+    func result(_ id: JobID) -> String { job(id) + "/result" }
+    func events(_ id: JobID) -> String { job(id) + "/events" }
+}

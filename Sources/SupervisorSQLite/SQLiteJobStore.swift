@@ -1,0 +1,249 @@
+public import Foundation
+import GRDB
+public import SupervisorCore
+public import SupervisorStore
+import Synchronization
+
+/// The embedded store: one SQLite file in WAL mode, one writer, readers in parallel.
+///
+/// Every commit is durable (`synchronous = FULL`): once `submit` returns, the job survives
+/// a crash of the process or the host. Submits are group-committed by `SubmissionBatcher`;
+/// claims and other changes take `BEGIN IMMEDIATE` so that several processes sharing the
+/// file (a `serve` and a `worker`) serialise their writes instead of failing.
+public final class SQLiteJobStore: JobStore {
+    private let pool: DatabasePool
+    private let batcher: SubmissionBatcher
+    private let isClosed = Atomic<Bool>(false)
+
+    /// Opens (creating if needed) the store file and its directory.
+    public init(path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        batcher = SubmissionBatcher(pool: pool)
+    }
+
+    /// Opens the store a `sqlite://PATH` URL names; a relative PATH resolves from `base`.
+    public convenience init(url: String, relativeTo base: URL) throws {
+        guard url.hasPrefix("sqlite://"), url.count > "sqlite://".count else {
+            throw SQLiteStoreError.invalidURL(url)
+        }
+        let path = String(url.dropFirst("sqlite://".count))
+        try self.init(path: path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardizedFileURL.path)
+    }
+
+    public func migrate() async throws {
+        try checkOpen()
+        try await writeImmediate { db in try SQLiteSchema.migrate(db) }
+    }
+
+    public func submit(_ submission: JobSubmission, limits: QueueLimits) async throws -> SubmitOutcome {
+        try checkOpen()
+        return try await batcher.submit(submission, limits: limits)
+    }
+
+    public func job(id: JobID, owner: String?) async throws -> Job? {
+        try checkOpen()
+        return try await pool.read { db in try JobRow.fetchOne(db, id: id, owner: owner) }
+    }
+
+    public func list(_ query: JobQuery) async throws -> JobPage {
+        try checkOpen()
+        var conditions: [String] = []
+        var arguments: [DatabaseValue] = []
+        if let owner = query.owner {
+            conditions.append("owner = ?")
+            arguments.append(owner.databaseValue)
+        }
+        if let status = query.status {
+            conditions.append("status = ?")
+            arguments.append(status.rawValue.databaseValue)
+        }
+        if let type = query.type {
+            conditions.append("type = ?")
+            arguments.append(type.databaseValue)
+        }
+        for (key, value) in query.tags.sorted(by: { $0.key < $1.key }) {
+            conditions.append("json_extract(tags, ?) = ?")
+            arguments.append("$.\"\(key)\"".databaseValue)
+            arguments.append(value.databaseValue)
+        }
+        if let after = query.after {
+            conditions.append("id < ?")
+            arguments.append(after.rawValue.databaseValue)
+        }
+        let clause = (conditions.isEmpty ? "1" : conditions.joined(separator: " AND ")) + " ORDER BY id DESC LIMIT ?"
+        arguments.append((query.limit + 1).databaseValue)
+        let fetched = try await pool.read { [arguments] db in
+            try JobRow.fetch(db, where: clause, arguments: StatementArguments(arguments))
+        }
+        let jobs = Array(fetched.prefix(query.limit))
+        return JobPage(jobs: jobs, nextCursor: fetched.count > query.limit ? jobs.last?.id : nil)
+    }
+
+    public func cancel(id: JobID, owner: String?, now: Date) async throws -> CancelOutcome {
+        try checkOpen()
+        return try await writeImmediate { db in
+            guard let job = try JobRow.fetchOne(db, id: id, owner: owner) else { return .notFound }
+            let millis = now.millisecondsSince1970
+            switch job.status {
+            case .pending:
+                try db.execute(
+                    sql: """
+                        UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?,
+                            error_message = 'cancelled by request', error_class = 'cancelled' WHERE id = ?
+                        """,
+                    arguments: [millis, millis, id.rawValue]
+                )
+                return .cancelled(try JobRow.fetchOne(db, id: id, owner: nil)!)
+            case .running:
+                try db.execute(
+                    sql: "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
+                    arguments: [millis, id.rawValue]
+                )
+                return .requested(try JobRow.fetchOne(db, id: id, owner: nil)!)
+            case .completed, .failed, .cancelled:
+                return .alreadyFinished(job)
+            }
+        }
+    }
+
+    public func retry(id: JobID, owner: String?, now: Date) async throws -> RetryOutcome {
+        try checkOpen()
+        return try await writeImmediate { db in
+            guard let job = try JobRow.fetchOne(db, id: id, owner: owner) else { return .notFound }
+            guard job.status == .failed || job.status == .cancelled else { return .notRetryable(job) }
+            let millis = now.millisecondsSince1970
+            // Attempt numbers continue; the budget the job was submitted with starts afresh.
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET status = 'pending', run_at = ?, updated_at = ?, finished_at = NULL,
+                        max_attempts = attempt + attempt_budget, result = NULL, error_message = NULL,
+                        error_class = NULL, cancel_requested = 0, progress = NULL WHERE id = ?
+                    """,
+                arguments: [millis, millis, id.rawValue]
+            )
+            return .retried(try JobRow.fetchOne(db, id: id, owner: nil)!)
+        }
+    }
+
+    public func claim(limit: Int, worker: WorkerIdentity, leaseDuration: Duration, now: Date) async throws -> [Job] {
+        try checkOpen()
+        guard limit > 0 else { return [] }
+        let millis = now.millisecondsSince1970
+        let leaseExpiry = millis + leaseDuration.milliseconds
+        return try await writeImmediate { db in
+            let ids = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM jobs WHERE status = 'pending' AND run_at <= ?
+                    ORDER BY priority DESC, run_at, id LIMIT ?
+                    """,
+                arguments: [millis, limit]
+            )
+            for id in ids {
+                try db.execute(
+                    sql: """
+                        UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?, updated_at = ?,
+                            lease_owner = ?, lease_expires_at = ?, progress = NULL WHERE id = ?
+                        """,
+                    arguments: [millis, millis, worker.id, leaseExpiry, id]
+                )
+                try db.execute(
+                    sql: """
+                        INSERT INTO attempts (job_id, attempt, host, worker_id, started_at)
+                        SELECT id, attempt, ?, ?, ? FROM jobs WHERE id = ?
+                        """,
+                    arguments: [worker.host, worker.id, millis, id]
+                )
+            }
+            let claimed = try ids.compactMap { id in try JobID(id).flatMap { try JobRow.fetchOne(db, id: $0, owner: nil) } }
+            return claimed.sorted(by: ClaimOrder.precedes)
+        }
+    }
+
+    public func queuePosition(of job: Job, now: Date) async throws -> Int? {
+        try checkOpen()
+        guard job.isClaimable(at: now) else { return nil }
+        return try await pool.read { db in
+            let ahead = try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'pending' AND run_at <= ? AND
+                        (priority > ? OR (priority = ? AND (run_at < ? OR (run_at = ? AND id < ?)))) LIMIT ?)
+                    """,
+                arguments: [
+                    now.millisecondsSince1970, job.priority.rawValue, job.priority.rawValue,
+                    job.runAt.millisecondsSince1970, job.runAt.millisecondsSince1970, job.id.rawValue,
+                    QueuePosition.exactLimit,
+                ]
+            ) ?? 0
+            guard ahead >= QueuePosition.exactLimit else { return ahead + 1 }
+            let pending = try Int.fetchOne(
+                db, sql: "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE status = 'pending'"
+            ) ?? ahead
+            return max(ahead + 1, pending)
+        }
+    }
+
+    public func queueCounts(now: Date) async throws -> QueueCounts {
+        try checkOpen()
+        return try await pool.read { db in
+            var byStatus: [JobStatus: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT status, SUM(n) AS n FROM job_counts GROUP BY status") {
+                if let status = JobStatus(rawValue: row["status"]) { byStatus[status] = row["n"] }
+            }
+            // One index seek per priority instead of a scan of the pending jobs.
+            let oldestRunAt = try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT MIN(m) FROM (
+                        SELECT MIN(run_at) AS m FROM jobs WHERE status = 'pending' AND priority = 2 AND run_at <= ?1
+                        UNION ALL
+                        SELECT MIN(run_at) FROM jobs WHERE status = 'pending' AND priority = 1 AND run_at <= ?1
+                        UNION ALL
+                        SELECT MIN(run_at) FROM jobs WHERE status = 'pending' AND priority = 0 AND run_at <= ?1)
+                    """,
+                arguments: [now.millisecondsSince1970]
+            )
+            return QueueCounts(
+                byStatus: byStatus,
+                oldestPendingSeconds: oldestRunAt.map { Double(now.millisecondsSince1970 - $0) / 1000 }
+            )
+        }
+    }
+
+    public func ping() async throws {
+        try checkOpen()
+        try await pool.read { db in try db.execute(sql: "SELECT 1") }
+    }
+
+    public func close() async throws {
+        guard !isClosed.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        await batcher.drain()
+        try pool.close()
+    }
+
+    private func checkOpen() throws {
+        if isClosed.load(ordering: .sequentiallyConsistent) { throw JobStoreError.closed }
+    }
+
+    private func writeImmediate<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.writeWithoutTransaction { db in
+            var value: T?
+            try db.inTransaction(.immediate) {
+                value = try body(db)
+                return .commit
+            }
+            return value!
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import GRDB
+import SupervisorCore
+import SupervisorStore
+
+/// Group commit: submissions that arrive while a transaction is being written wait and
+/// go together in the next one, so a burst of submits costs one fsync per batch instead
+/// of one per job. Each caller is answered only after its batch committed.
+actor SubmissionBatcher {
+    private struct Waiter {
+        let submission: JobSubmission
+        let limits: QueueLimits
+        let continuation: CheckedContinuation<SubmitOutcome, any Error>
+    }
+
+    private let pool: DatabasePool
+    private var waiting: [Waiter] = []
+    private var flushing: Task<Void, Never>?
+
+    init(pool: DatabasePool) {
+        self.pool = pool
+    }
+
+    func submit(_ submission: JobSubmission, limits: QueueLimits) async throws -> SubmitOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            waiting.append(Waiter(submission: submission, limits: limits, continuation: continuation))
+            if flushing == nil {
+                flushing = Task { await self.flushUntilEmpty() }
+            }
+        }
+    }
+
+    /// Waits for every submission already handed in to be answered.
+    func drain() async {
+        await flushing?.value
+    }
+
+    private func flushUntilEmpty() async {
+        while !waiting.isEmpty {
+            let batch = waiting
+            waiting = []
+            let requests = batch.map { ($0.submission, $0.limits) }
+            do {
+                let outcomes = try await pool.writeWithoutTransaction { db in
+                    var outcomes: [Result<SubmitOutcome, JobStoreError>] = []
+                    try db.inTransaction(.immediate) {
+                        outcomes = try Self.write(requests, db)
+                        return .commit
+                    }
+                    return outcomes
+                }
+                for (waiter, outcome) in zip(batch, outcomes) { waiter.continuation.resume(with: outcome) }
+            } catch {
+                for waiter in batch { waiter.continuation.resume(throwing: error) }
+            }
+        }
+        flushing = nil
+    }
+
+    /// Inserts one batch in the transaction `db` is in, checking idempotency keys and
+    /// admission limits row by row, and works out each new job's queue position.
+    private static func write(
+        _ requests: [(JobSubmission, QueueLimits)], _ db: Database
+    ) throws -> [Result<SubmitOutcome, JobStoreError>] {
+        var pendingTotal = try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE status = 'pending'") ?? 0
+        var pendingByOwner: [String: Int] = [:]
+        var aheadByPriority: [JobPriority: Int] = [:]
+        for (submission, _) in requests where submission.runAt <= submission.createdAt {
+            if aheadByPriority[submission.priority] == nil {
+                aheadByPriority[submission.priority] = try SQLiteQueuePosition.countAhead(
+                    db, priority: submission.priority, now: submission.createdAt
+                )
+            }
+        }
+        var outcomes: [Result<SubmitOutcome, JobStoreError>] = []
+        var accepted: [(index: Int, job: Job)] = []
+
+        for (submission, limits) in requests {
+            if let key = submission.idempotencyKey,
+                let existing = try JobRow.fetch(
+                    db, where: "owner = ? AND idempotency_key = ?", arguments: [submission.owner, key]
+                ).first
+            {
+                outcomes.append(.success(.duplicate(existing)))
+                continue
+            }
+            if pendingTotal >= limits.maxPending {
+                outcomes.append(.failure(.queueFull(limit: limits.maxPending)))
+                continue
+            }
+            let ownerPending = try pendingByOwner[submission.owner]
+                ?? Int.fetchOne(
+                    db, sql: "SELECT COALESCE(n, 0) FROM job_counts WHERE owner = ? AND status = 'pending'",
+                    arguments: [submission.owner]
+                ) ?? 0
+            if ownerPending >= limits.maxPendingPerOwner {
+                pendingByOwner[submission.owner] = ownerPending
+                outcomes.append(.failure(.ownerOverLimit(owner: submission.owner, limit: limits.maxPendingPerOwner)))
+                continue
+            }
+            let job = submission.pendingJob
+            try JobRow.insert(submission, into: db)
+            pendingTotal += 1
+            pendingByOwner[submission.owner] = ownerPending + 1
+            accepted.append((outcomes.count, job))
+            outcomes.append(.success(.accepted(job, queuePosition: nil)))
+        }
+
+        // Positions once the whole batch is in: the jobs queued before it, plus those of
+        // the batch that claim order puts first.
+        let claimable = accepted.filter { $0.job.isClaimable(at: $0.job.createdAt) }
+        for entry in claimable {
+            guard let before = aheadByPriority[entry.job.priority] else { continue }
+            let inBatch = claimable.filter { ClaimOrder.precedes($0.job, entry.job) }.count
+            let position =
+                before >= QueuePosition.exactLimit ? max(before, pendingTotal) : before + inBatch + 1
+            outcomes[entry.index] = .success(.accepted(entry.job, queuePosition: position))
+        }
+        return outcomes
+    }
+}
+
+enum SQLiteQueuePosition {
+    /// Claimable jobs of at least this priority, counted up to the exact limit.
+    static func countAhead(_ db: Database, priority: JobPriority, now: Date) throws -> Int {
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'pending' AND priority >= ? AND run_at <= ?
+                LIMIT ?)
+                """
+        )
+        return try Int.fetchOne(
+            statement, arguments: [priority.rawValue, now.millisecondsSince1970, QueuePosition.exactLimit]
+        ) ?? 0
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+public import SupervisorCore
+
+/// The only way the rest of `supervisor` touches the queue. Each backend (SQLite,
+/// PostgreSQL) implements it and passes the `JobStoreContract` suite.
+///
+/// Every method that changes a job takes `now` from the caller, so time is injected and
+/// the stores never read a clock of their own.
+public protocol JobStore: Sendable {
+    /// Creates or upgrades the schema; safe to call on every start.
+    func migrate() async throws
+
+    /// Stores a job durably; returns only after the job's transaction committed.
+    ///
+    /// Concurrent calls may share one transaction (group commit). A submission whose
+    /// owner already has a job with the same idempotency key returns that job instead.
+    /// - Throws: `JobStoreError.queueFull` or `.ownerOverLimit` when `limits` say so.
+    func submit(_ submission: JobSubmission, limits: QueueLimits) async throws -> SubmitOutcome
+
+    /// The job, or nil when it does not exist or belongs to another owner.
+    /// - Parameter owner: nil to see every owner's jobs (admin).
+    func job(id: JobID, owner: String?) async throws -> Job?
+
+    /// A page of jobs, newest first.
+    func list(_ query: JobQuery) async throws -> JobPage
+
+    /// Cancels a pending job at once, or asks the worker running it to stop.
+    func cancel(id: JobID, owner: String?, now: Date) async throws -> CancelOutcome
+
+    /// Puts a failed or cancelled job back to pending with a fresh attempt budget.
+    func retry(id: JobID, owner: String?, now: Date) async throws -> RetryOutcome
+
+    /// Atomically moves up to `limit` claimable jobs, in claim order, to `running` under
+    /// a lease held by `worker`. A job is claimed by one caller only.
+    func claim(limit: Int, worker: WorkerIdentity, leaseDuration: Duration, now: Date) async throws -> [Job]
+
+    /// 1-based position among claimable jobs in claim order; nil when the job is not
+    /// pending or not yet due. Exact up to `QueuePosition.exactLimit` ahead, estimated beyond.
+    func queuePosition(of job: Job, now: Date) async throws -> Int?
+
+    /// Jobs by state and the age of the oldest claimable job.
+    func queueCounts(now: Date) async throws -> QueueCounts
+
+    /// Throws when the store cannot be reached (`/readyz`).
+    func ping() async throws
+
+    /// Finishes pending writes and releases the store; later calls fail.
+    func close() async throws
+}
+
+/// Who claims jobs: one supervisor process.
+public struct WorkerIdentity: Sendable, Equatable {
+    public var id: String
+    public var host: String
+
+    public init(id: String, host: String) {
+        self.id = id
+        self.host = host
+    }
+}
+
+/// Admission limits checked inside the submit transaction (`[limits]`).
+public struct QueueLimits: Sendable, Equatable {
+    public var maxPending: Int
+    public var maxPendingPerOwner: Int
+
+    public init(maxPending: Int, maxPendingPerOwner: Int) {
+        self.maxPending = maxPending
+        self.maxPendingPerOwner = maxPendingPerOwner
+    }
+
+    public static let unlimited = QueueLimits(maxPending: .max, maxPendingPerOwner: .max)
+}
+
+public enum SubmitOutcome: Sendable, Equatable {
+    /// A new job; `queuePosition` as `JobStore.queuePosition(of:now:)` would answer.
+    case accepted(Job, queuePosition: Int?)
+    /// The owner's earlier job with the same idempotency key, as it is now.
+    case duplicate(Job)
+}
+
+public enum CancelOutcome: Sendable, Equatable {
+    case cancelled(Job)
+    /// Running: the worker that holds it has been asked to stop.
+    case requested(Job)
+    case notFound
+    case alreadyFinished(Job)
+}
+
+public enum RetryOutcome: Sendable, Equatable {
+    case retried(Job)
+    case notFound
+    case notRetryable(Job)
+}
+
+public enum JobStoreError: Error, Equatable, CustomStringConvertible {
+    case queueFull(limit: Int)
+    case ownerOverLimit(owner: String, limit: Int)
+    case closed
+
+    public var description: String {
+        switch self {
+        case .queueFull(let limit): "the queue is full (\(limit) pending jobs)"
+        case .ownerOverLimit(let owner, let limit): "owner \(owner) has \(limit) pending jobs, its limit"
+        case .closed: "the store is closed"
+        }
+    }
+}
+
+public enum QueuePosition {
+    /// Positions are counted exactly up to this many jobs ahead.
+    public static let exactLimit = 10_000
+}
+
+/// Filters and paging for `JobStore.list(_:)`.
+public struct JobQuery: Sendable, Equatable {
+    /// nil: every owner (admin).
+    public var owner: String?
+    public var status: JobStatus?
+    public var type: String?
+    /// All must match.
+    public var tags: [String: String]
+    public var limit: Int
+    /// Jobs older than this one (the last id of the previous page).
+    public var after: JobID?
+
+    public init(
+        owner: String?, status: JobStatus? = nil, type: String? = nil, tags: [String: String] = [:],
+        limit: Int = 50, after: JobID? = nil
+    ) {
+        self.owner = owner
+        self.status = status
+        self.type = type
+        self.tags = tags
+        self.limit = limit
+        self.after = after
+    }
+}
+
+public struct JobPage: Sendable, Equatable {
+    public var jobs: [Job]
+    /// Pass as `JobQuery.after` for the next page; nil on the last page.
+    public var nextCursor: JobID?
+
+    public init(jobs: [Job], nextCursor: JobID?) {
+        self.jobs = jobs
+        self.nextCursor = nextCursor
+    }
+}
+
+public struct QueueCounts: Sendable, Equatable {
+    public var byStatus: [JobStatus: Int]
+    public var oldestPendingSeconds: Double?
+
+    public init(byStatus: [JobStatus: Int], oldestPendingSeconds: Double?) {
+        self.byStatus = byStatus
+        self.oldestPendingSeconds = oldestPendingSeconds
+    }
+
+    public subscript(status: JobStatus) -> Int { byStatus[status] ?? 0 }
+}

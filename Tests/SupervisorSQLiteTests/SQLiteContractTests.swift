@@ -1,0 +1,60 @@
+import Foundation
+import JobStoreContract
+import SupervisorCore
+import SupervisorSQLite
+import SupervisorStore
+import Testing
+
+@Suite("SQLite store")
+struct SQLiteContractTests {
+    static func freshStore() async throws -> any JobStore {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("supervisor-sqlite-\(UUID().uuidString)")
+        let store = try SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
+        try await store.migrate()
+        return store
+    }
+
+    @Test("passes the JobStore contract", arguments: JobStoreContract.Scenario.allCases)
+    func contract(_ scenario: JobStoreContract.Scenario) async throws {
+        try await scenario.run(JobStoreContract(makeStore: { try await Self.freshStore() }))
+    }
+
+    @Test("a store reopened from its file holds every committed job")
+    func reopen() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("supervisor-sqlite-\(UUID().uuidString)")
+        let path = directory.appendingPathComponent("jobs.sqlite").path
+        let store = try SQLiteJobStore(path: path)
+        try await store.migrate()
+        let now = Date().truncatedToMilliseconds
+        let ids = UUIDv7Generator()
+        let submitted = (0..<50).map { _ in
+            JobSubmission(id: ids.next(at: now), owner: "alice", type: "echo", runAt: now, createdAt: now, maxAttempts: 1)
+        }
+        for submission in submitted { _ = try await store.submit(submission, limits: .unlimited) }
+        try await store.close()
+        await #expect(throws: JobStoreError.closed) { try await store.ping() }
+
+        let reopened = try SQLiteJobStore(path: path)
+        try await reopened.migrate()
+        for submission in submitted { #expect(try await reopened.job(id: submission.id, owner: nil) == submission.pendingJob) }
+        try await reopened.close()
+    }
+
+    @Test("a store written by a newer schema is refused")
+    func newerSchemaRefused() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("supervisor-sqlite-\(UUID().uuidString)")
+        let path = directory.appendingPathComponent("jobs.sqlite").path
+        let store = try SQLiteJobStore(path: path)
+        try await store.migrate()
+        try await store.close()
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        sqlite.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('INSERT INTO schema_version VALUES (999)'); c.commit()", path]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        #expect(sqlite.terminationStatus == 0)
+        let reopened = try SQLiteJobStore(path: path)
+        await #expect(throws: (any Error).self) { try await reopened.migrate() }
+        try await reopened.close()
+    }
+}
