@@ -87,7 +87,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupervisorCLITests",
-            dependencies: ["SupervisorCLI"],
+            dependencies: ["SupervisorCLI", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -47,7 +47,7 @@ struct APIClient {
         }
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            response = try await Self.http.execute(request, timeout: .seconds(30))
         } catch {
             throw CommandFailure("cannot reach the supervisor at \(baseURL): \(error)")
         }
@@ -61,6 +61,15 @@ struct APIClient {
         }
         return Answer(status: Int(response.status.code), headers: response.headers, document: document)
     }
+
+    /// Fails at once when nothing listens, instead of retrying the connection until the
+    /// request times out: a command line should say so straight away.
+    private static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     /// A path segment from user input, percent-encoded.
     static func segment(_ text: String) -> String {

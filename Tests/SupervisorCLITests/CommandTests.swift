@@ -1,0 +1,115 @@
+import Foundation
+import SupervisorCore
+import Testing
+
+@Suite("the command line", .serialized)
+struct CommandTests {
+    static let commands: [[String]] = [
+        [], ["serve"], ["worker"], ["submit"], ["status"], ["list"], ["cancel"], ["retry"], ["logs"], ["info"],
+        ["migrate"], ["config"], ["config", "check"], ["cleanup"], ["profile"], ["profile", "check"], ["backup"],
+        ["delete"], ["drain"],
+    ]
+
+    @Test("every command has --help", arguments: commands)
+    func help(_ command: [String]) async throws {
+        let result = try await SupervisorBinary.run(command + ["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("USAGE: supervisor"))
+    }
+
+    @Test("--version")
+    func version() async throws {
+        let result = try await SupervisorBinary.run(["--version"])
+        #expect(result.status == 0)
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+    }
+
+    @Test("commands whose behaviour has not landed refuse clearly", arguments: [
+        ["worker"], ["logs", "x"], ["cleanup"], ["profile", "check", "default"], ["backup", "/tmp/x"], ["delete", "x"],
+        ["drain", "w"],
+    ])
+    func notYet(_ command: [String]) async throws {
+        let result = try await SupervisorBinary.run(command)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("not supported yet"))
+    }
+
+    @Test("submit, status, list, cancel, retry and info against a running daemon")
+    func roundTrip() async throws {
+        let setup = try DaemonSetup()
+        let daemon = try await Daemon.start(config: setup.config)
+        defer { daemon.signal(SIGTERM) }
+        let environment = ["SUPERVISOR_URL": daemon.baseURL]
+
+        let submitted = try await SupervisorBinary.run(["submit", "echo", "--payload", #"{"a": 1}"#, "--priority", "1"], environment: environment)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(JobID(id) != nil)
+
+        let payloadFile = setup.directory.appendingPathComponent("payload.json")
+        try #"{"from": "file"}"#.write(to: payloadFile, atomically: true, encoding: .utf8)
+        let fromFile = try await SupervisorBinary.run(["submit", "echo", "--payload", "@\(payloadFile.path)", "--json"], environment: environment)
+        #expect(fromFile.status == 0)
+        let fileAnswer = try JSONValue(parsing: Data(fromFile.stdout.utf8))
+        #expect(fileAnswer["status"] == "pending")
+
+        let status = try await SupervisorBinary.run(["status", id, "--json"], environment: environment)
+        let document = try JSONValue(parsing: Data(status.stdout.utf8))
+        #expect(document["payload"] == ["a": 1])
+        #expect(document["priority"] == 1)
+        let readable = try await SupervisorBinary.run(["status", id], environment: environment)
+        #expect(readable.stdout.contains("pending"))
+
+        let list = try await SupervisorBinary.run(["list", "--json"], environment: environment)
+        guard case .array(let jobs)? = try JSONValue(parsing: Data(list.stdout.utf8))["jobs"] else {
+            Issue.record("list --json has jobs")
+            return
+        }
+        #expect(jobs.count == 2)
+        let table = try await SupervisorBinary.run(["list", "--status", "pending"], environment: environment)
+        #expect(table.stdout.contains(id))
+
+        let cancel = try await SupervisorBinary.run(["cancel", id], environment: environment)
+        #expect(cancel.status == 0)
+        #expect(cancel.stdout.contains("cancelled"))
+        let cancelAgain = try await SupervisorBinary.run(["cancel", id], environment: environment)
+        #expect(cancelAgain.status == 1)
+        #expect(cancelAgain.stderr.contains("already cancelled"))
+        let retry = try await SupervisorBinary.run(["retry", id], environment: environment)
+        #expect(retry.status == 0)
+
+        let info = try await SupervisorBinary.run(["info", "--json"], environment: environment)
+        #expect(try JSONValue(parsing: Data(info.stdout.utf8))["pending"] == 2)
+
+        let unknownType = try await SupervisorBinary.run(["submit", "nope"], environment: environment)
+        #expect(unknownType.status == 1)
+        #expect(unknownType.stderr.contains("no job type \"nope\""))
+        let badPayload = try await SupervisorBinary.run(["submit", "echo", "--payload", "{nope"], environment: environment)
+        #expect(badPayload.status == 1)
+        #expect(badPayload.stderr.contains("not valid JSON"))
+        let badPriority = try await SupervisorBinary.run(["submit", "echo", "--priority", "7"], environment: environment)
+        #expect(badPriority.status != 0)
+        #expect(badPriority.stderr.contains("--priority"))
+        let missing = try await SupervisorBinary.run(["status", UUIDv7Generator().next(at: Date()).rawValue], environment: environment)
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("HTTP 404"))
+    }
+
+    @Test("a daemon that is not there is a clear error, not a crash")
+    func unreachable() async throws {
+        let result = try await SupervisorBinary.run(["info"], environment: ["SUPERVISOR_URL": "http://127.0.0.1:9"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("cannot reach the supervisor"))
+    }
+
+    @Test("migrate creates the store; config check lists the job types")
+    func operatorCommands() async throws {
+        let setup = try DaemonSetup()
+        let migrate = try await SupervisorBinary.run(["migrate", "--config", setup.config.path])
+        #expect(migrate.status == 0, "\(migrate.stderr)")
+        #expect(FileManager.default.fileExists(atPath: setup.directory.appendingPathComponent("data/jobs.sqlite").path))
+        let check = try await SupervisorBinary.run(["config", "check", "--config", setup.config.path])
+        #expect(check.status == 0)
+        #expect(check.stdout.contains("echo: /bin/cat"))
+    }
+}
