@@ -242,6 +242,14 @@ struct StoreScenarios {
             Issue.record("positions at submit: \(first), \(second), \(urgent), \(later)")
             return
         }
+        // A job not due yet, even an urgent one, is not ahead of anything.
+        let laterUrgent = try await store.submit(
+            submission(priority: .urgent, runAt: start.addingTimeInterval(900), at: start.addingTimeInterval(4)), limits: .unlimited)
+        let fifth = try await store.submit(submission(at: start.addingTimeInterval(5)), limits: .unlimited)
+        guard case .accepted(_, nil) = laterUrgent, case .accepted(_, 4) = fifth else {
+            Issue.record("positions beside jobs not due yet: \(laterUrgent), \(fifth)")
+            return
+        }
         let now = start.addingTimeInterval(10)
         #expect(try await store.queuePosition(of: urgentJob, now: now) == 1)
         #expect(try await store.queuePosition(of: firstJob, now: now) == 2)
@@ -251,7 +259,7 @@ struct StoreScenarios {
         _ = try await store.claim(limit: 1, worker: worker, leaseDuration: .seconds(30), now: now)
         _ = try await store.cancel(id: secondJob.id, owner: nil, now: now)
         let counts = try await store.queueCounts(now: now)
-        #expect(counts[.pending] == 2)
+        #expect(counts[.pending] == 4)
         #expect(counts[.running] == 1)
         #expect(counts[.cancelled] == 1)
         #expect(counts[.completed] == 0)

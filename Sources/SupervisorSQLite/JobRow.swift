@@ -10,7 +10,22 @@ enum JobRow {
         cancel_requested, progress
         """
 
-    static func insert(_ submission: JobSubmission, into db: Database) throws {
+    /// A submission with its JSON columns already serialised, so that work happens on the
+    /// submitting request's task rather than inside the single writer's transaction.
+    struct EncodedSubmission: Sendable {
+        let submission: JobSubmission
+        let payload: String
+        let tags: String
+
+        init(_ submission: JobSubmission) {
+            self.submission = submission
+            payload = submission.payload.serializedString()
+            tags = JSONValue.object(submission.tags.mapValues(JSONValue.string)).serializedString()
+        }
+    }
+
+    static func insert(_ encoded: EncodedSubmission, into db: Database) throws {
+        let submission = encoded.submission
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO jobs (id, owner, type, status, priority, payload, run_at, created_at, updated_at,
@@ -20,10 +35,9 @@ enum JobRow {
         )
         try statement.execute(arguments: [
             submission.id.rawValue, submission.owner, submission.type, submission.priority.rawValue,
-            submission.payload.serializedString(), submission.runAt.millisecondsSince1970,
+            encoded.payload, submission.runAt.millisecondsSince1970,
             submission.createdAt.millisecondsSince1970, submission.createdAt.millisecondsSince1970,
-            submission.maxAttempts, submission.maxAttempts, submission.timeoutSeconds,
-            JSONValue.object(submission.tags.mapValues(JSONValue.string)).serializedString(),
+            submission.maxAttempts, submission.maxAttempts, submission.timeoutSeconds, encoded.tags,
             submission.idempotencyKey,
         ])
     }

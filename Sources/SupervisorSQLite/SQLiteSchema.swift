@@ -4,8 +4,9 @@ import GRDB
 /// `SQLiteJobStore.migrate()` applies the rest in one transaction.
 enum SQLiteSchema {
     static let migrations: [String] = [
-        // 1: jobs, their attempts, and per-owner counts kept by triggers so that
-        // admission limits and `/api/queue` never scan the queue.
+        // 1: jobs, their attempts, and counts by owner, state and priority kept by
+        // triggers, so that admission limits, queue positions at submit and
+        // `/api/queue` never scan the queue.
         """
         CREATE TABLE jobs (
             id TEXT PRIMARY KEY NOT NULL,
@@ -53,20 +54,21 @@ enum SQLiteSchema {
         CREATE TABLE job_counts (
             owner TEXT NOT NULL,
             status TEXT NOT NULL,
+            priority INTEGER NOT NULL,
             n INTEGER NOT NULL,
-            PRIMARY KEY (owner, status)
+            PRIMARY KEY (owner, status, priority)
         ) WITHOUT ROWID;
         CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
-            INSERT INTO job_counts (owner, status, n) VALUES (NEW.owner, NEW.status, 1)
-            ON CONFLICT (owner, status) DO UPDATE SET n = n + 1;
+            INSERT INTO job_counts (owner, status, priority, n) VALUES (NEW.owner, NEW.status, NEW.priority, 1)
+            ON CONFLICT (owner, status, priority) DO UPDATE SET n = n + 1;
         END;
         CREATE TRIGGER jobs_count_update AFTER UPDATE OF status ON jobs WHEN OLD.status <> NEW.status BEGIN
-            UPDATE job_counts SET n = n - 1 WHERE owner = OLD.owner AND status = OLD.status;
-            INSERT INTO job_counts (owner, status, n) VALUES (NEW.owner, NEW.status, 1)
-            ON CONFLICT (owner, status) DO UPDATE SET n = n + 1;
+            UPDATE job_counts SET n = n - 1 WHERE owner = OLD.owner AND status = OLD.status AND priority = OLD.priority;
+            INSERT INTO job_counts (owner, status, priority, n) VALUES (NEW.owner, NEW.status, NEW.priority, 1)
+            ON CONFLICT (owner, status, priority) DO UPDATE SET n = n + 1;
         END;
         CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
-            UPDATE job_counts SET n = n - 1 WHERE owner = OLD.owner AND status = OLD.status;
+            UPDATE job_counts SET n = n - 1 WHERE owner = OLD.owner AND status = OLD.status AND priority = OLD.priority;
         END;
         """,
     ]

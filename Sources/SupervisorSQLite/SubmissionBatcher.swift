@@ -8,7 +8,7 @@ import SupervisorStore
 /// of one per job. Each caller is answered only after its batch committed.
 actor SubmissionBatcher {
     private struct Waiter {
-        let submission: JobSubmission
+        let submission: JobRow.EncodedSubmission
         let limits: QueueLimits
         let continuation: CheckedContinuation<SubmitOutcome, any Error>
     }
@@ -21,7 +21,7 @@ actor SubmissionBatcher {
         self.pool = pool
     }
 
-    func submit(_ submission: JobSubmission, limits: QueueLimits) async throws -> SubmitOutcome {
+    func submit(_ submission: JobRow.EncodedSubmission, limits: QueueLimits) async throws -> SubmitOutcome {
         try await withCheckedThrowingContinuation { continuation in
             waiting.append(Waiter(submission: submission, limits: limits, continuation: continuation))
             if flushing == nil {
@@ -60,12 +60,13 @@ actor SubmissionBatcher {
     /// Inserts one batch in the transaction `db` is in, checking idempotency keys and
     /// admission limits row by row, and works out each new job's queue position.
     private static func write(
-        _ requests: [(JobSubmission, QueueLimits)], _ db: Database
+        _ requests: [(JobRow.EncodedSubmission, QueueLimits)], _ db: Database
     ) throws -> [Result<SubmitOutcome, JobStoreError>] {
         var pendingTotal = try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE status = 'pending'") ?? 0
         var pendingByOwner: [String: Int] = [:]
         var aheadByPriority: [JobPriority: Int] = [:]
-        for (submission, _) in requests where submission.runAt <= submission.createdAt {
+        for (encoded, _) in requests where encoded.submission.runAt <= encoded.submission.createdAt {
+            let submission = encoded.submission
             if aheadByPriority[submission.priority] == nil {
                 aheadByPriority[submission.priority] = try SQLiteQueuePosition.countAhead(
                     db, priority: submission.priority, now: submission.createdAt
@@ -75,7 +76,8 @@ actor SubmissionBatcher {
         var outcomes: [Result<SubmitOutcome, JobStoreError>] = []
         var accepted: [(index: Int, job: Job)] = []
 
-        for (submission, limits) in requests {
+        for (encoded, limits) in requests {
+            let submission = encoded.submission
             if let key = submission.idempotencyKey,
                 let existing = try JobRow.fetch(
                     db, where: "owner = ? AND idempotency_key = ?", arguments: [submission.owner, key]
@@ -90,7 +92,7 @@ actor SubmissionBatcher {
             }
             let ownerPending = try pendingByOwner[submission.owner]
                 ?? Int.fetchOne(
-                    db, sql: "SELECT COALESCE(n, 0) FROM job_counts WHERE owner = ? AND status = 'pending'",
+                    db, sql: "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE owner = ? AND status = 'pending'",
                     arguments: [submission.owner]
                 ) ?? 0
             if ownerPending >= limits.maxPendingPerOwner {
@@ -99,7 +101,7 @@ actor SubmissionBatcher {
                 continue
             }
             let job = submission.pendingJob
-            try JobRow.insert(submission, into: db)
+            try JobRow.insert(encoded, into: db)
             pendingTotal += 1
             pendingByOwner[submission.owner] = ownerPending + 1
             accepted.append((outcomes.count, job))
@@ -112,25 +114,35 @@ actor SubmissionBatcher {
         for entry in claimable {
             guard let before = aheadByPriority[entry.job.priority] else { continue }
             let inBatch = claimable.filter { ClaimOrder.precedes($0.job, entry.job) }.count
-            let position =
-                before >= QueuePosition.exactLimit ? max(before, pendingTotal) : before + inBatch + 1
-            outcomes[entry.index] = .success(.accepted(entry.job, queuePosition: position))
+            outcomes[entry.index] = .success(.accepted(entry.job, queuePosition: before + inBatch + 1))
         }
         return outcomes
     }
 }
 
 enum SQLiteQueuePosition {
-    /// Claimable jobs of at least this priority, counted up to the exact limit.
+    /// Claimable jobs of at least this priority: every pending one (from the counts the
+    /// triggers keep) less those not due yet. A new job goes behind all of them, since it
+    /// is the latest created and due now. The not-yet-due jobs are counted by one index
+    /// seek per priority, exactly up to `QueuePosition.exactLimit`; past that the
+    /// answer is an estimate.
     static func countAhead(_ db: Database, priority: JobPriority, now: Date) throws -> Int {
-        let statement = try db.cachedStatement(
-            sql: """
-                SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'pending' AND priority >= ? AND run_at <= ?
-                LIMIT ?)
-                """
-        )
-        return try Int.fetchOne(
-            statement, arguments: [priority.rawValue, now.millisecondsSince1970, QueuePosition.exactLimit]
+        let pending = try Int.fetchOne(
+            db.cachedStatement(sql: "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE status = 'pending' AND priority >= ?"),
+            arguments: [priority.rawValue]
         ) ?? 0
+        let notDue = try Int.fetchOne(
+            db.cachedStatement(sql: notDueSQL[priority.rawValue]),
+            arguments: [now.millisecondsSince1970, QueuePosition.exactLimit]
+        ) ?? 0
+        return max(0, pending - notDue)
+    }
+
+    /// For each priority p: pending jobs of priority >= p with `run_at` after ?1, at most ?2.
+    private static let notDueSQL: [String] = JobPriority.allowedValues.map { lowest in
+        let seeks = (lowest...JobPriority.allowedValues.upperBound).map { priority in
+            "SELECT 1 FROM jobs WHERE status = 'pending' AND priority = \(priority) AND run_at > ?1"
+        }
+        return "SELECT COUNT(*) FROM (\(seeks.joined(separator: " UNION ALL ")) LIMIT ?2)"
     }
 }
