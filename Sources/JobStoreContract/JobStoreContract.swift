@@ -32,6 +32,7 @@ public struct JobStoreContract: Sendable {
         case listFilters
         case ownerScoping
         case queuePositionAndCounts
+        case queuePositionBesideManyScheduled
         case admissionLimits
         case concurrentSubmitsAllDurable
         case migrateTwiceKeepsJobs

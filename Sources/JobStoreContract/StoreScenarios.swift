@@ -23,6 +23,7 @@ struct StoreScenarios {
         case .listFilters: try await listFilters()
         case .ownerScoping: try await ownerScoping()
         case .queuePositionAndCounts: try await queuePositionAndCounts()
+        case .queuePositionBesideManyScheduled: try await queuePositionBesideManyScheduled()
         case .admissionLimits: try await admissionLimits()
         case .concurrentSubmitsAllDurable: try await concurrentSubmits()
         case .migrateTwiceKeepsJobs: try await migrateTwice()
@@ -187,6 +188,10 @@ struct StoreScenarios {
         #expect(current.status == .cancelled)
         let page = try await store.list(JobQuery(owner: "alice"))
         #expect(page.jobs.count == 1)
+        #expect(try await store.job(owner: "alice", idempotencyKey: "order-42")?.id == first.id)
+        #expect(try await store.job(owner: "bob", idempotencyKey: "order-42")?.id == bobs.id)
+        #expect(try await store.job(owner: "carol", idempotencyKey: "order-42") == nil)
+        #expect(try await store.job(owner: "alice", idempotencyKey: "order-43") == nil)
     }
 
     func cursorPaging() async throws {
@@ -266,6 +271,27 @@ struct StoreScenarios {
         #expect(counts.oldestPendingSeconds == 10)
         let running = try #require(try await store.job(id: urgentJob.id, owner: nil))
         #expect(try await store.queuePosition(of: running, now: now) == nil)
+    }
+
+    /// More jobs scheduled for later than positions are counted exactly up to must not
+    /// distort the position of a job that is due.
+    func queuePositionBesideManyScheduled() async throws {
+        let store = self.store
+        let scheduled = (0..<(QueuePosition.exactLimit + 50)).map { _ in
+            submission(priority: .urgent, runAt: start.addingTimeInterval(86_400), at: start)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for new in scheduled { group.addTask { _ = try await store.submit(new, limits: .unlimited) } }
+            try await group.waitForAll()
+        }
+        for index in 1...3 { try await accept(submission(at: start.addingTimeInterval(Double(index)))) }
+        let outcome = try await store.submit(submission(at: start.addingTimeInterval(4)), limits: .unlimited)
+        guard case .accepted(let job, let position) = outcome else {
+            Issue.record("expected a new job, got \(outcome)")
+            return
+        }
+        #expect(position == 4)
+        #expect(try await store.queuePosition(of: job, now: start.addingTimeInterval(5)) == 4)
     }
 
     func admissionLimits() async throws {

@@ -39,7 +39,10 @@ struct ServeCommand: AsyncParsableCommand {
         // the ones in flight, then the store commits what is pending and closes.
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: StoreService(store: store)), .init(service: application)],
+                services: [
+                    .init(service: StoreService(store: store)), .init(service: ReloadSignalService(logger: logger)),
+                    .init(service: application),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -55,6 +58,19 @@ struct StoreService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         try await store.close()
+    }
+}
+
+/// SPEC section 3 names SIGHUP as "reload tokens and job types". Until reloading lands,
+/// the signal is caught and refused in the log rather than ending the daemon.
+struct ReloadSignalService: Service {
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            logger.warning("SIGHUP: reloading the config is not supported yet by this version of supervisor; restart to apply changes")
+        }
     }
 }
 

@@ -20,7 +20,11 @@ public enum ConfigurationLoader {
             configuration = try parse(text, file: url.path)
         } else {
             let defaultFile = workingDirectory.appendingPathComponent("supervisor.toml")
-            if let text = try? String(contentsOf: defaultFile, encoding: .utf8) {
+            if FileManager.default.fileExists(atPath: defaultFile.path) {
+                // A config that is there but unreadable must stop start-up, not be skipped.
+                guard let text = try? String(contentsOf: defaultFile, encoding: .utf8) else {
+                    throw ConfigurationError(key: "", message: "cannot read config file \(defaultFile.path)")
+                }
                 configuration = try parse(text, file: defaultFile.path)
             } else {
                 configuration = SupervisorConfiguration(baseDirectory: workingDirectory)
@@ -133,6 +137,10 @@ public enum ConfigurationLoader {
             configuration.tokens = try entries.enumerated().map { index, entry in
                 try readToken(TOMLSection(entry, path: "auth.tokens[\(index)]", known: ["token", "token_sha256", "owner", "role"]))
             }
+            for (index, token) in configuration.tokens.enumerated()
+            where configuration.tokens[..<index].contains(where: { $0.sha256 == token.sha256 }) {
+                throw ConfigurationError(key: "auth.tokens[\(index)]", message: "the same token is configured twice")
+            }
         }
 
         if let types = try root.section("job_types", known: Set(table["job_types"]?.table?.keys ?? [])) {
@@ -183,7 +191,9 @@ public enum ConfigurationLoader {
         }
         var settings = JobTypeSettings(name: name, command: command.map { resolve($0, from: baseDirectory) })
         if let timeout = try section.duration("timeout") {
-            guard timeout > .zero else { throw ConfigurationError(key: section.keyPath("timeout"), message: "must be more than 0s") }
+            guard timeout >= .seconds(1) else {
+                throw ConfigurationError(key: section.keyPath("timeout"), message: "must be at least 1s")
+            }
             settings.timeout = timeout
         }
         if let attempts = try section.integer("max_attempts", in: 1...100) { settings.maxAttempts = attempts }

@@ -151,7 +151,11 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
     /// Reachable only from this machine; the only kind of address allowed without tokens.
     public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" || host == "::1" { return true }
+        // Only an IPv4 literal in 127.0.0.0/8: a name such as 127.example.com may resolve anywhere.
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127"
+            && octets.allSatisfy { octet in octet.count <= 3 && UInt8(octet) != nil }
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

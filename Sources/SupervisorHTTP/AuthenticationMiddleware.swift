@@ -11,8 +11,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if authenticator.requiresToken {
-            guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-                let principal = authenticator.principal(forBearer: String(header.dropFirst("Bearer ".count)))
+            // The scheme name is case-insensitive (RFC 9110); the token is not.
+            guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer ",
+                let principal = authenticator.principal(forBearer: String(header.dropFirst(7)))
             else { throw APIError.unauthorized }
             context.principal = principal
         } else {

@@ -16,6 +16,12 @@ struct JobRoutes: Sendable {
 
     @Sendable func submit(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
+        // A repeat of a submit is answered with the first job whatever the new body says,
+        // so the key is looked up before the body is read or checked.
+        let idempotencyKey = try request.headers[.idempotencyKey].map(Self.checkIdempotencyKey)
+        if let idempotencyKey, let existing = try await api.store.job(owner: principal.owner, idempotencyKey: idempotencyKey) {
+            return try await repeated(existing)
+        }
         let limit = api.configuration.server.maxPayloadBytes
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
             throw Self.tooLarge(limit)
@@ -34,7 +40,6 @@ struct JobRoutes: Sendable {
             throw APIError(.badRequest, code: "invalid_json", message: "the body is not valid JSON")
         }
         let submit = try SubmitRequest(value, jobTypes: api.configuration.jobTypes)
-        let idempotencyKey = try request.headers[.idempotencyKey].map(Self.checkIdempotencyKey)
 
         let now = api.clock.now().truncatedToMilliseconds
         let submission = JobSubmission(
@@ -55,9 +60,14 @@ struct JobRoutes: Sendable {
                 headers: [.location: api.documents.urls.job(job.id)]
             )
         case .duplicate(let job):
-            let position = try await api.store.queuePosition(of: job, now: now)
-            return JSONResponse.make(status: .ok, api.documents.submitted(job, queuePosition: position))
+            return try await repeated(job)
         }
+    }
+
+    /// The answer to a submit whose idempotency key the owner used before: that job, now.
+    private func repeated(_ job: Job) async throws -> Response {
+        let position = try await api.store.queuePosition(of: job, now: api.clock.now())
+        return JSONResponse.make(status: .ok, api.documents.submitted(job, queuePosition: position))
     }
 
     @Sendable func show(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
@@ -120,31 +130,38 @@ struct JobRoutes: Sendable {
             throw APIError(.unprocessableContent, code: "unknown_field", message: "\(unknown): unknown query parameter")
         }
         var query = JobQuery(owner: principal.visibleOwner, limit: Self.defaultListLimit)
-        if let text = parameters.get("status") {
+        // `?status=&type=` as SPEC writes it: an empty value is no filter.
+        func value(_ name: String) -> String? { parameters.get(name).flatMap { $0.isEmpty ? nil : $0 } }
+        if let text = value("status") {
             guard let status = JobStatus(rawValue: text) else {
                 let allowed = JobStatus.allCases.map(\.rawValue).joined(separator: ", ")
                 throw APIError.invalidField("status", "must be one of \(allowed)")
             }
             query.status = status
         }
-        query.type = parameters.get("type")
-        for filter in parameters.getAll("tag") {
+        query.type = value("type")
+        var contradictory = false
+        for filter in parameters.getAll("tag") where !filter.isEmpty {
             guard let colon = filter.firstIndex(of: ":"), SubmitRequest.isValidTagKey(String(filter[..<colon])) else {
                 throw APIError.invalidField("tag", "must be key:value with a key of letters, digits, '_', '.' or '-'")
             }
-            query.tags[String(filter[..<colon])] = String(filter[filter.index(after: colon)...])
+            let key = String(filter[..<colon])
+            let wanted = String(filter[filter.index(after: colon)...])
+            if let other = query.tags[key], other != wanted { contradictory = true }
+            query.tags[key] = wanted
         }
-        if let text = parameters.get("limit") {
+        if let text = value("limit") {
             guard let limit = Int(text), (1...Self.maxListLimit).contains(limit) else {
                 throw APIError.invalidField("limit", "must be an integer from 1 to \(Self.maxListLimit)")
             }
             query.limit = limit
         }
-        if let text = parameters.get("cursor") {
+        if let text = value("cursor") {
             guard let cursor = JobID(text) else { throw APIError.invalidField("cursor", "is not a cursor this API gave out") }
             query.after = cursor
         }
-        let page = try await api.store.list(query)
+        // All tag filters must match, and no job has two values for one tag.
+        let page = contradictory ? JobPage(jobs: [], nextCursor: nil) : try await api.store.list(query)
         let now = api.clock.now()
         var jobs: [JSONValue] = []
         for job in page.jobs {

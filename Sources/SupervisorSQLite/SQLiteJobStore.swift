@@ -60,6 +60,13 @@ public final class SQLiteJobStore: JobStore {
         return try await pool.read { db in try JobRow.fetchOne(db, id: id, owner: owner) }
     }
 
+    public func job(owner: String, idempotencyKey: String) async throws -> Job? {
+        try checkOpen()
+        return try await pool.read { db in
+            try JobRow.fetch(db, where: "owner = ? AND idempotency_key = ?", arguments: [owner, idempotencyKey]).first
+        }
+    }
+
     public func list(_ query: JobQuery) async throws -> JobPage {
         try checkOpen()
         var conditions: [String] = []

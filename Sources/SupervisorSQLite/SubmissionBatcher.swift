@@ -124,8 +124,8 @@ enum SQLiteQueuePosition {
     /// Claimable jobs of at least this priority: every pending one (from the counts the
     /// triggers keep) less those not due yet. A new job goes behind all of them, since it
     /// is the latest created and due now. The not-yet-due jobs are counted by one index
-    /// seek per priority, exactly up to `QueuePosition.exactLimit`; past that the
-    /// answer is an estimate.
+    /// seek per priority up to `QueuePosition.exactLimit`; with more scheduled than that,
+    /// the due ones are counted directly instead, exactly up to the same limit.
     static func countAhead(_ db: Database, priority: JobPriority, now: Date) throws -> Int {
         let pending = try Int.fetchOne(
             db.cachedStatement(sql: "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE status = 'pending' AND priority >= ?"),
@@ -135,7 +135,16 @@ enum SQLiteQueuePosition {
             db.cachedStatement(sql: notDueSQL[priority.rawValue]),
             arguments: [now.millisecondsSince1970, QueuePosition.exactLimit]
         ) ?? 0
-        return max(0, pending - notDue)
+        guard notDue >= QueuePosition.exactLimit else { return max(0, pending - notDue) }
+        let due = try Int.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'pending' AND priority >= ? AND run_at <= ?
+                    LIMIT ?)
+                    """),
+            arguments: [priority.rawValue, now.millisecondsSince1970, QueuePosition.exactLimit]
+        ) ?? 0
+        return due < QueuePosition.exactLimit ? due : max(due, pending - notDue)
     }
 
     /// For each priority p: pending jobs of priority >= p with `run_at` after ?1, at most ?2.

@@ -21,6 +21,9 @@ public protocol JobStore: Sendable {
     /// - Parameter owner: nil to see every owner's jobs (admin).
     func job(id: JobID, owner: String?) async throws -> Job?
 
+    /// The owner's job submitted with this idempotency key, if any.
+    func job(owner: String, idempotencyKey: String) async throws -> Job?
+
     /// A page of jobs, newest first.
     func list(_ query: JobQuery) async throws -> JobPage
 

@@ -95,6 +95,27 @@ struct CommandTests {
         #expect(missing.stderr.contains("HTTP 404"))
     }
 
+    @Test("submit --wait follows the job to its end and exits 1 when it did not complete")
+    func waitForEnd() async throws {
+        let setup = try DaemonSetup()
+        let daemon = try await Daemon.start(config: setup.config)
+        defer { daemon.signal(SIGTERM) }
+        let environment = ["SUPERVISOR_URL": daemon.baseURL]
+        async let waited = SupervisorBinary.run(
+            ["submit", "echo", "--idempotency-key", "wait-1", "--wait", "--json"], environment: environment)
+
+        // Whichever of the two submits with this key comes first makes the job; the other
+        // is answered with it. Cancelling it ends the wait, whenever the wait began.
+        let again = try await SupervisorBinary.run(["submit", "echo", "--idempotency-key", "wait-1"], environment: environment)
+        let id = again.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(JobID(id) != nil)
+        let cancel = try await SupervisorBinary.run(["cancel", id], environment: environment)
+        #expect(cancel.status == 0)
+        let result = try await waited
+        #expect(result.status == 1)
+        #expect(try JSONValue(parsing: Data(result.stdout.utf8))["status"] == "cancelled")
+    }
+
     @Test("a daemon that is not there is a clear error, not a crash")
     func unreachable() async throws {
         let result = try await SupervisorBinary.run(["info"], environment: ["SUPERVISOR_URL": "http://127.0.0.1:9"])

@@ -51,10 +51,41 @@ enum SupervisorBinary {
     }
 }
 
+/// The JSON log lines a daemon wrote so far, and waits for one to appear.
+actor LogLines {
+    private var lines: [[String: String]] = []
+    private var waiters: [(matches: @Sendable ([String: String]) -> Bool, continuation: CheckedContinuation<[String: String]?, Never>)] = []
+    private var ended = false
+
+    func append(_ line: [String: String]) {
+        lines.append(line)
+        let (ready, waiting) = waiters.reduce(into: ([(CheckedContinuation<[String: String]?, Never>)](), [(matches: @Sendable ([String: String]) -> Bool, continuation: CheckedContinuation<[String: String]?, Never>)]())) { result, waiter in
+            if waiter.matches(line) { result.0.append(waiter.continuation) } else { result.1.append(waiter) }
+        }
+        waiters = waiting
+        for continuation in ready { continuation.resume(returning: line) }
+    }
+
+    func end() {
+        ended = true
+        for waiter in waiters { waiter.continuation.resume(returning: nil) }
+        waiters = []
+    }
+
+    /// The first line whose message contains `fragment`; nil if the log ended without one.
+    func first(messageContaining fragment: String) async -> [String: String]? {
+        let matches: @Sendable ([String: String]) -> Bool = { $0["message"]?.contains(fragment) == true }
+        if let line = lines.first(where: matches) { return line }
+        if ended { return nil }
+        return await withCheckedContinuation { waiters.append((matches, $0)) }
+    }
+}
+
 /// A `supervisor serve` running in the background, on a port of its own choosing.
 final class Daemon: Sendable {
     let process: Process
     let port: Int
+    let log: LogLines
     private let exit: Task<Process.TerminationReason, Never>
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -75,14 +106,19 @@ final class Daemon: Sendable {
             exitContinuation.finish()
         }
         try process.run()
-        let port = try await listeningPort(errors.fileHandleForReading)
+        let log = LogLines()
+        Self.drain(errors.fileHandleForReading, into: log)
+        guard let listening = await log.first(messageContaining: "supervisor listening"),
+            let port = listening["address"]?.split(separator: ":").last.flatMap({ Int($0) })
+        else { throw DaemonFailure() }
         let exit = Task { await exited.first { _ in true } ?? .exit }
-        return Daemon(process: process, port: port, exit: exit)
+        return Daemon(process: process, port: port, log: log, exit: exit)
     }
 
-    private init(process: Process, port: Int, exit: Task<Process.TerminationReason, Never>) {
+    private init(process: Process, port: Int, log: LogLines, exit: Task<Process.TerminationReason, Never>) {
         self.process = process
         self.port = port
+        self.log = log
         self.exit = exit
     }
 
@@ -96,41 +132,35 @@ final class Daemon: Sendable {
         return (reason, process.terminationStatus)
     }
 
-    /// Reads the daemon's JSON log lines until the "listening" one, then keeps draining the
-    /// pipe on a thread of its own so the daemon never blocks on a full pipe.
-    private static func listeningPort(_ handle: FileHandle) async throws -> Int {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
-            let thread = Thread {
-                var buffer = Data()
-                var answered = false
-                while true {
-                    let chunk = handle.availableData
-                    if chunk.isEmpty { break }
-                    buffer.append(chunk)
-                    while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                        let line = buffer[buffer.startIndex..<newline]
-                        buffer.removeSubrange(buffer.startIndex...newline)
-                        guard !answered,
-                            let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                            object["message"] as? String == "supervisor listening",
-                            let address = object["address"] as? String,
-                            let port = address.split(separator: ":").last.flatMap({ Int($0) })
-                        else { continue }
-                        answered = true
-                        continuation.resume(returning: port)
+    /// Reads the daemon's stderr on a thread of its own until it closes, so the daemon
+    /// never blocks on a full pipe, handing each JSON line to `log`.
+    private static func drain(_ handle: FileHandle, into log: LogLines) {
+        let (lines, continuation) = AsyncStream<[String: String]>.makeStream()
+        Task {
+            for await line in lines { await log.append(line) }
+            await log.end()
+        }
+        let thread = Thread {
+            var buffer = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                buffer.append(chunk)
+                while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = buffer[buffer.startIndex..<newline]
+                    buffer.removeSubrange(buffer.startIndex...newline)
+                    if let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] {
+                        continuation.yield(object.compactMapValues { $0 as? String })
                     }
                 }
-                if !answered {
-                    continuation.resume(throwing: DaemonFailure(log: String(decoding: buffer, as: UTF8.self)))
-                }
             }
-            thread.start()
+            continuation.finish()
         }
+        thread.start()
     }
 
     struct DaemonFailure: Error, CustomStringConvertible {
-        let log: String
-        var description: String { "the daemon exited before listening:\n\(log)" }
+        var description: String { "the daemon exited before listening" }
     }
 }
 

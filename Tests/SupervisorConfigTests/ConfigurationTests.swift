@@ -92,6 +92,8 @@ struct ConfigurationTests {
         ("[job_types.a]\ncommand = \"/bin/sh x.sh\"", "job_types.a.command", "array of strings"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\ntimeout = \"soon\"", "job_types.a.timeout", "is not a duration"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nmax_attempts = 0", "job_types.a.max_attempts", "must be between"),
+        ("[job_types.a]\ncommand = [\"/bin/true\"]\ntimeout = \"500ms\"", "job_types.a.timeout", "at least 1s"),
+        ("[[auth.tokens]]\ntoken = \"0123456789abcdef\"\nowner = \"a\"\n[[auth.tokens]]\ntoken = \"0123456789abcdef\"\nowner = \"b\"", "auth.tokens[1]", "configured twice"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\ncolour = \"red\"", "job_types.a.colour", "unknown key"),
         ("[job_types.\"a b\"]\ncommand = [\"/bin/true\"]", "job_types.a b", "job type name"),
         ("[[auth.tokens]]\ntoken = \"short\"\nowner = \"a\"", "auth.tokens[0].token", "at least 16"),
@@ -144,9 +146,20 @@ struct ConfigurationTests {
         }
     }
 
+    @Test("a ./supervisor.toml that cannot be read stops start-up instead of being skipped")
+    func unreadableDefault() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Data([0xFF, 0xFE, 0x00, 0x5B]).write(to: directory.appendingPathComponent("supervisor.toml"))
+        #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.load(explicitPath: nil, environment: [:], workingDirectory: directory)
+        }
+    }
+
     @Test("listen addresses", arguments: [
         ("127.0.0.1:8080", true), ("localhost:1", true), ("[::1]:8080", true), ("0.0.0.0:80", false),
-        ("10.1.2.3:8080", false), ("[::]:8080", false),
+        ("10.1.2.3:8080", false), ("[::]:8080", false), ("127.example.com:80", false), ("127.0.0.1.nip.io:80", false),
+        ("127.1.2.3:80", true),
     ])
     func loopback(_ text: String, _ isLoopback: Bool) throws {
         let address = try #require(ListenAddress(text))

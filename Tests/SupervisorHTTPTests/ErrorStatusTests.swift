@@ -34,6 +34,8 @@ struct ErrorStatusTests {
             }
             let wrongScheme = try await api.send(.get, "/api/queue", token: nil, headers: [.authorization: "Basic YWxpY2U6eA=="])
             #expect(wrongScheme.status == .unauthorized)
+            let lowercase = try await api.send(.get, "/api/queue", token: nil, headers: [.authorization: "bearer \(APITestHarness.aliceToken)"])
+            #expect(lowercase.status == .ok)
         }
     }
 

@@ -96,6 +96,12 @@ struct JobRoutesTests {
                 .post, "/api/jobs", token: APITestHarness.bobToken, json: ["type": "echo"], headers: [.init("Idempotency-Key")!: "order-7"])
             #expect(bobs.status == .accepted)
             #expect(bobs["jobId"] != first["jobId"])
+            // Whatever the new body says: even one that would be refused on its own.
+            for body in [#"{"type": "no-such-type"}"#, "not json"] {
+                let repeated = try await api.send(.post, "/api/jobs", raw: body, headers: [.init("Idempotency-Key")!: "order-7"])
+                #expect(repeated.status == .ok)
+                #expect(repeated["jobId"] == first["jobId"])
+            }
             let bad = try await api.send(.post, "/api/jobs", json: ["type": "echo"], headers: [.init("Idempotency-Key")!: "has space"])
             #expect(bad.status == .unprocessableContent)
         }
@@ -217,6 +223,8 @@ struct JobRoutesTests {
             #expect(try await ids("/api/jobs?tag=n:0") == [mine[6], mine[3], mine[0]])
             #expect(try await ids("/api/jobs?tag=n:0&tag=team:web&type=echo") == [mine[6], mine[0]])
             #expect(try await ids("/api/jobs?status=cancelled").isEmpty)
+            #expect(try await ids("/api/jobs?status=&type=&limit=500") == mine.reversed())
+            #expect(try await ids("/api/jobs?tag=n:0&tag=n:1").isEmpty)
             #expect(try await ids("/api/jobs", token: APITestHarness.bobToken) == [bobs])
             #expect(try await ids("/api/jobs?limit=500", token: APITestHarness.adminToken) == [bobs] + mine.reversed())
 

@@ -7,9 +7,14 @@ import Testing
 
 @Suite("SQLite store")
 struct SQLiteContractTests {
+    /// A store file in a directory of its own that no other test uses.
+    static func temporaryStorePath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("supervisor-sqlite-\(UUID().uuidString)")
+            .appendingPathComponent("jobs.sqlite").path
+    }
+
     static func freshStore() async throws -> any JobStore {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("supervisor-sqlite-\(UUID().uuidString)")
-        let store = try SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
+        let store = try SQLiteJobStore(path: temporaryStorePath())
         try await store.migrate()
         return store
     }
@@ -21,8 +26,7 @@ struct SQLiteContractTests {
 
     @Test("a store reopened from its file holds every committed job")
     func reopen() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("supervisor-sqlite-\(UUID().uuidString)")
-        let path = directory.appendingPathComponent("jobs.sqlite").path
+        let path = Self.temporaryStorePath()
         let store = try SQLiteJobStore(path: path)
         try await store.migrate()
         let now = Date().truncatedToMilliseconds
@@ -42,8 +46,7 @@ struct SQLiteContractTests {
 
     @Test("a store written by a newer schema is refused")
     func newerSchemaRefused() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("supervisor-sqlite-\(UUID().uuidString)")
-        let path = directory.appendingPathComponent("jobs.sqlite").path
+        let path = Self.temporaryStorePath()
         let store = try SQLiteJobStore(path: path)
         try await store.migrate()
         try await store.close()
