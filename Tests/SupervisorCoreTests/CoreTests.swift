@@ -114,7 +114,15 @@ struct JSONValueTests {
         #expect(value.serializedString() == text)
     }
 
-    @Test("rejects what is not JSON", arguments: ["", "{", "{'a':1}", "nul", "[1 2]"])
+    @Test("keeps booleans, integers and decimals apart")
+    func types() throws {
+        let value = try JSONValue(parsing: Data(#"{"t": true, "f": false, "one": 1, "zero": 0, "half": 0.5, "whole": 2, "neg": -3, "big": 9223372036854775807}"#.utf8))
+        #expect(value == [
+            "t": true, "f": false, "one": 1, "zero": 0, "half": 0.5, "whole": 2, "neg": -3, "big": .int(Int64.max),
+        ])
+    }
+
+    @Test("rejects what is not JSON", arguments: ["", "{", "{'a':1}", "nul", "[1 2]", "1e400", #"{"a":1}x"#])
     func rejects(_ text: String) {
         #expect(throws: (any Error).self) { try JSONValue(parsing: Data(text.utf8)) }
     }
