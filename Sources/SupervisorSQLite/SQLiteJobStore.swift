@@ -241,6 +241,9 @@ public final class SQLiteJobStore: JobStore {
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .sequentiallyConsistent) else { return }
         await batcher.drain()
+        // GRDB closes its writer before its read-only readers, and the last connection
+        // to close cannot checkpoint; so move everything into the main file now.
+        try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
         try pool.close()
     }
 

@@ -37,6 +37,9 @@ struct SQLiteContractTests {
         for submission in submitted { _ = try await store.submit(submission, limits: .unlimited) }
         try await store.close()
         await #expect(throws: JobStoreError.closed) { try await store.ping() }
+        // A clean close leaves every job in the main file.
+        let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        #expect(wal == 0)
 
         let reopened = try SQLiteJobStore(path: path)
         try await reopened.migrate()
