@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "supervisor", targets: ["supervisor"]),
+        .executable(name: "supervisor-launch", targets: ["SupervisorLaunch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -67,6 +68,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "supervisor", dependencies: ["SupervisorCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swiftSettings),
+        // The exec launcher each attempt starts through: the setup that must run between
+        // fork and exec, in C, because no Swift code may run there.
+        .executableTarget(name: "SupervisorLaunch", cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])]),
         // The behaviour every `JobStore` must show; each backend's tests run it.
         .target(name: "JobStoreContract", dependencies: ["SupervisorStore"], swiftSettings: swiftSettings),
 
@@ -85,6 +89,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "SupervisorLaunchTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "SupervisorCLITests",
             dependencies: ["SupervisorCLI", .product(name: "AsyncHTTPClient", package: "async-http-client")],

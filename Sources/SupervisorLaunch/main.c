@@ -1,0 +1,143 @@
+// supervisor-launch: the exec launcher every job attempt starts through (SPEC section 7).
+//
+//   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] -- PROGRAM [ARG...]
+//
+// The supervisor is a threaded Swift process and must not run code between fork and
+// exec, so this small single-threaded program does the setup instead: it parses its
+// options into a plan, then carries the plan out step by step and execs the job. The
+// job's environment is this process's environment, exactly; nothing is added.
+//
+// Any failure ends the launch at once: a one-line message goes to the report fd (if
+// given, else stderr) and the exit status is 127. The report fd is close-on-exec, so
+// the supervisor reads end-of-file when the exec succeeded and a message when not.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct launch_plan {
+    const char *working_directory;  // NULL: stay where started
+    int report_fd;                  // -1: report on stderr
+    long nofile;                    // -1: inherit RLIMIT_NOFILE
+    char **argv;                    // the job's argv; argv[0] is the program
+};
+
+static int report_fd = -1;
+
+__attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *format, ...) {
+    char message[1024];
+    va_list arguments;
+    va_start(arguments, format);
+    int length = vsnprintf(message, sizeof message - 1, format, arguments);
+    va_end(arguments);
+    if (length < 0) length = 0;
+    if (length > (int)sizeof message - 2) length = (int)sizeof message - 2;
+    message[length++] = '\n';
+    int fd = report_fd >= 0 ? report_fd : STDERR_FILENO;
+    ssize_t ignored = write(fd, message, (size_t)length);
+    (void)ignored;
+    _exit(127);
+}
+
+static long parse_number(const char *option, const char *text, long minimum, long maximum) {
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < minimum || value > maximum)
+        fail("supervisor-launch: %s needs a number from %ld to %ld, not \"%s\"", option, minimum, maximum, text);
+    return value;
+}
+
+static struct launch_plan parse_plan(int argc, char **argv) {
+    struct launch_plan plan = {.working_directory = NULL, .report_fd = -1, .nofile = -1, .argv = NULL};
+    int index = 1;
+    for (; index < argc; index++) {
+        const char *option = argv[index];
+        if (strcmp(option, "--") == 0) {
+            index++;
+            break;
+        }
+        if (index + 1 >= argc) fail("supervisor-launch: %s needs a value", option);
+        const char *value = argv[++index];
+        if (strcmp(option, "--cwd") == 0) {
+            plan.working_directory = value;
+        } else if (strcmp(option, "--report-fd") == 0) {
+            plan.report_fd = (int)parse_number(option, value, 3, INT_MAX);
+            report_fd = plan.report_fd;
+        } else if (strcmp(option, "--nofile") == 0) {
+            plan.nofile = parse_number(option, value, 16, 1L << 20);
+        } else {
+            fail("supervisor-launch: unknown option %s", option);
+        }
+    }
+    if (index >= argc) fail("supervisor-launch: no command after --");
+    plan.argv = &argv[index];
+    return plan;
+}
+
+// Every descriptor but stdin, stdout, stderr and the report fd is closed, so nothing of
+// the supervisor (its store, its sockets) leaks into the job.
+static void close_stray_descriptors(int keep) {
+    if (keep < 0) {
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
+    } else if (syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0 &&
+               syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0) {
+        return;
+    }
+    long maximum = sysconf(_SC_OPEN_MAX);
+    for (long fd = 3; fd < maximum; fd++)
+        if (fd != keep) close((int)fd);
+}
+
+static void carry_out(const struct launch_plan *plan) {
+    pid_t parent = getppid();
+
+    // Its own session and process group, so the whole tree can be signalled at once. A
+    // spawner may have made it a session leader already (POSIX_SPAWN_SETSID).
+    if (getsid(0) != getpid() && setsid() < 0) fail("supervisor-launch: setsid: %s", strerror(errno));
+
+    // Die with the supervisor. If it already died before this took effect, stop here.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("supervisor-launch: PR_SET_PDEATHSIG: %s", strerror(errno));
+    if (getppid() != parent) fail("supervisor-launch: the supervisor exited during the launch");
+
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0) fail("supervisor-launch: RLIMIT_CORE: %s", strerror(errno));
+    if (plan->nofile > 0) {
+        struct rlimit files = {(rlim_t)plan->nofile, (rlim_t)plan->nofile};
+        if (setrlimit(RLIMIT_NOFILE, &files) != 0) fail("supervisor-launch: RLIMIT_NOFILE %ld: %s", plan->nofile, strerror(errno));
+    }
+
+    if (plan->working_directory && chdir(plan->working_directory) != 0)
+        fail("supervisor-launch: cannot enter %s: %s", plan->working_directory, strerror(errno));
+
+    // Signals the supervisor may have blocked or ignored are not the job's business.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int number = 1; number < NSIG; number++)
+        if (number != SIGKILL && number != SIGSTOP) signal(number, SIG_DFL);
+
+    close_stray_descriptors(plan->report_fd);
+    if (plan->report_fd >= 0 && fcntl(plan->report_fd, F_SETFD, FD_CLOEXEC) != 0)
+        fail("supervisor-launch: report fd %d: %s", plan->report_fd, strerror(errno));
+
+    execvpe(plan->argv[0], plan->argv, environ);
+    fail("supervisor-launch: cannot run %s: %s", plan->argv[0], strerror(errno));
+}
+
+int main(int argc, char **argv) {
+    struct launch_plan plan = parse_plan(argc, argv);
+    carry_out(&plan);
+    return 127;
+}
