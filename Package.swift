@@ -68,6 +68,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "supervisor", dependencies: ["SupervisorCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swiftSettings),
+        // Running attempts: work directories, ports, the job's environment.
+        .target(name: "SupervisorRunner", dependencies: ["SupervisorCore"], swiftSettings: swiftSettings),
         // The exec launcher each attempt starts through: the setup that must run between
         // fork and exec, in C, because no Swift code may run there.
         .executableTarget(name: "SupervisorLaunch", cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])]),
@@ -90,6 +92,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SupervisorLaunchTests", swiftSettings: swiftSettings),
+        .testTarget(name: "SupervisorRunnerTests", dependencies: ["SupervisorRunner"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SupervisorCLITests",
             dependencies: ["SupervisorCLI", .product(name: "AsyncHTTPClient", package: "async-http-client")],

@@ -1,0 +1,119 @@
+import Foundation
+import SupervisorCore
+import SupervisorRunner
+import Testing
+
+@Suite("attempt setup")
+struct AttemptSetupTests {
+    func scratch() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("runner-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    @Test("a work directory is made fresh and private, and removed whole")
+    func workDirectory() throws {
+        let workRoot = try scratch()
+        let job = UUIDv7Generator().next(at: Date())
+        let work = WorkDirectory.location(workRoot: workRoot, workerID: "w1", job: job, attempt: 2)
+        #expect(work.root.path == workRoot.path + "/w1/\(job.rawValue)-2")
+
+        try FileManager.default.createDirectory(at: work.root, withIntermediateDirectories: true)
+        try "left over".write(to: work.root.appendingPathComponent("stale"), atomically: true, encoding: .utf8)
+        try work.create()
+        let entries = try FileManager.default.contentsOfDirectory(atPath: work.root.path).sorted()
+        #expect(entries == ["home", "tmp", "user-data"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work.userData.path).isEmpty)
+        for directory in [work.root, work.home, work.tmp, work.userData] {
+            let mode = try FileManager.default.attributesOfItem(atPath: directory.path)[.posixPermissions] as? Int
+            #expect(mode == 0o700, "\(directory.path)")
+        }
+
+        // What a job might leave: nested files, an unreadable directory, links out.
+        let outside = workRoot.appendingPathComponent("outside.txt")
+        try "keep me".write(to: outside, atomically: true, encoding: .utf8)
+        let nested = work.userData.appendingPathComponent("Default/Cache")
+        try FileManager.default.createDirectory(at: nested, withIntermediateDirectories: true)
+        try Data(count: 4096).write(to: nested.appendingPathComponent("data_0"))
+        try FileManager.default.createSymbolicLink(atPath: work.tmp.appendingPathComponent("link").path, withDestinationPath: outside.path)
+        try FileManager.default.createSymbolicLink(atPath: work.home.appendingPathComponent("up").path, withDestinationPath: workRoot.path)
+        chmod(work.userData.appendingPathComponent("Default").path, 0)
+
+        try work.remove()
+        #expect(!FileManager.default.fileExists(atPath: work.root.path))
+        #expect(try String(contentsOf: outside, encoding: .utf8) == "keep me")
+        try work.remove()
+    }
+
+    @Test("the job's environment is exactly SPEC section 6")
+    func environment() throws {
+        let job = UUIDv7Generator().next(at: Date())
+        let work = WorkDirectory(root: URL(fileURLWithPath: "/work/w1/\(job.rawValue)-1"))
+        var environment = AttemptEnvironment(
+            jobID: job, jobType: "shot", attempt: 1, workDirectory: work,
+            artifactsDirectory: URL(fileURLWithPath: "/artifacts/\(job.rawValue)"),
+            payloadFile: URL(fileURLWithPath: "/work/w1/\(job.rawValue)-1/payload.json"), debugPort: 9301,
+            typeEnvironment: ["LANG": "C.UTF-8", "HOME": "/root", "SUPERVISOR_WORK_DIR": "/elsewhere"],
+            supervisorPath: "/usr/local/bin:/usr/bin:/bin"
+        )
+        let root = work.root.path
+        #expect(environment.variables == [
+            "SUPERVISOR_JOB_ID": job.rawValue, "SUPERVISOR_JOB_TYPE": "shot", "SUPERVISOR_ATTEMPT": "1",
+            "SUPERVISOR_WORK_DIR": root, "SUPERVISOR_USER_DATA_DIR": root + "/user-data",
+            "SUPERVISOR_DEBUG_PORT": "9301", "SUPERVISOR_ARTIFACTS_DIR": "/artifacts/\(job.rawValue)",
+            "SUPERVISOR_PAYLOAD_FILE": root + "/payload.json", "HOME": root + "/home", "TMPDIR": root + "/tmp",
+            "XDG_CONFIG_HOME": root + "/home/.config", "XDG_CACHE_HOME": root + "/home/.cache",
+            "XDG_DATA_HOME": root + "/home/.local/share", "XDG_STATE_HOME": root + "/home/.local/state",
+            "XDG_RUNTIME_DIR": root + "/tmp", "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+        ])
+
+        environment.typeEnvironment["PATH"] = "/opt/venv/bin:/usr/bin"
+        environment.secretsFile = URL(fileURLWithPath: "/work/secrets.json")
+        environment.cdpURL = "ws://127.0.0.1:9301/devtools/browser/abc"
+        let variables = environment.variables
+        #expect(variables["PATH"] == "/opt/venv/bin:/usr/bin")
+        #expect(variables["SUPERVISOR_SECRETS_FILE"] == "/work/secrets.json")
+        #expect(variables["SUPERVISOR_CDP_URL"] == "ws://127.0.0.1:9301/devtools/browser/abc")
+    }
+
+    /// A listening socket on 127.0.0.1:port, or nil if the port is taken.
+    func listener(on port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 1) == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    @Test("debug ports: held ports and ports in use elsewhere are skipped; the range can run out")
+    func ports() throws {
+        // Below Linux's ephemeral range, so the other suites' client sockets stay out of it:
+        // three free ports in a row, the first of them then taken by another program.
+        var base = 21_000
+        var busy: Int32?
+        while busy == nil, base < 29_000 {
+            let probes = [listener(on: base + 1), listener(on: base + 2)]
+            probes.compactMap { $0 }.forEach { close($0) }
+            if probes.allSatisfy({ $0 != nil }) { busy = listener(on: base) }
+            if busy == nil { base += 3 }
+        }
+        let taken = try #require(busy)
+        defer { close(taken) }
+
+        let pool = DebugPortPool(range: base...(base + 2))
+        let first = try pool.reserve()
+        let second = try pool.reserve()
+        #expect(Set([first, second]) == [base + 1, base + 2])
+        #expect(throws: DebugPortPool.Exhausted.self) { try pool.reserve() }
+        pool.release(first)
+        #expect(try pool.reserve() == first)
+    }
+}
