@@ -83,8 +83,8 @@ extension JSONValue {
         return Data(output)
     }
 
-    /// Written directly rather than through `JSONEncoder`: documents are serialised on the
-    /// submit path, where Codable's overhead showed in the benchmark.
+    /// Written directly rather than through `JSONEncoder`, so the output (sorted keys,
+    /// integral numbers without a fraction) is defined here and not by Foundation.
     private func write(to output: inout [UInt8]) {
         switch self {
         case .null: output.append(contentsOf: "null".utf8)

@@ -58,6 +58,11 @@ enum JobRow {
         return try fetch(db, where: "id = ?", arguments: [id.rawValue]).first
     }
 
+    /// The owner's job submitted with this idempotency key.
+    static func fetchOne(_ db: Database, owner: String, idempotencyKey: String) throws -> Job? {
+        try fetch(db, where: "owner = ? AND idempotency_key = ?", arguments: [owner, idempotencyKey]).first
+    }
+
     private static func attachAttempts(to jobs: inout [Job], _ db: Database) throws {
         guard !jobs.isEmpty else { return }
         // Most jobs listed have never run; only ask for the ones that have.

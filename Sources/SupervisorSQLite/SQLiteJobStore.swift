@@ -62,9 +62,7 @@ public final class SQLiteJobStore: JobStore {
 
     public func job(owner: String, idempotencyKey: String) async throws -> Job? {
         try checkOpen()
-        return try await pool.read { db in
-            try JobRow.fetch(db, where: "owner = ? AND idempotency_key = ?", arguments: [owner, idempotencyKey]).first
-        }
+        return try await pool.read { db in try JobRow.fetchOne(db, owner: owner, idempotencyKey: idempotencyKey) }
     }
 
     public func list(_ query: JobQuery) async throws -> JobPage {
@@ -199,10 +197,7 @@ public final class SQLiteJobStore: JobStore {
                 ]
             ) ?? 0
             guard ahead >= QueuePosition.exactLimit else { return ahead + 1 }
-            let pending = try Int.fetchOne(
-                db, sql: "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE status = 'pending'"
-            ) ?? ahead
-            return max(ahead + 1, pending)
+            return max(ahead + 1, try SQLiteQueuePosition.pendingTotal(db))
         }
     }
 

@@ -62,7 +62,7 @@ actor SubmissionBatcher {
     private static func write(
         _ requests: [(JobRow.EncodedSubmission, QueueLimits)], _ db: Database
     ) throws -> [Result<SubmitOutcome, JobStoreError>] {
-        var pendingTotal = try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE status = 'pending'") ?? 0
+        var pendingTotal = try SQLiteQueuePosition.pendingTotal(db)
         var pendingByOwner: [String: Int] = [:]
         var aheadByPriority: [JobPriority: Int] = [:]
         for (encoded, _) in requests where encoded.submission.runAt <= encoded.submission.createdAt {
@@ -79,9 +79,7 @@ actor SubmissionBatcher {
         for (encoded, limits) in requests {
             let submission = encoded.submission
             if let key = submission.idempotencyKey,
-                let existing = try JobRow.fetch(
-                    db, where: "owner = ? AND idempotency_key = ?", arguments: [submission.owner, key]
-                ).first
+                let existing = try JobRow.fetchOne(db, owner: submission.owner, idempotencyKey: key)
             {
                 outcomes.append(.success(.duplicate(existing)))
                 continue
@@ -121,6 +119,11 @@ actor SubmissionBatcher {
 }
 
 enum SQLiteQueuePosition {
+    /// Pending jobs of every owner and priority, from the counts the triggers keep.
+    static func pendingTotal(_ db: Database) throws -> Int {
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE status = 'pending'")) ?? 0
+    }
+
     /// Claimable jobs of at least this priority: every pending one (from the counts the
     /// triggers keep) less those not due yet. A new job goes behind all of them, since it
     /// is the latest created and due now. The not-yet-due jobs are counted by one index
