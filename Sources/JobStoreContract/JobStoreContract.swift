@@ -36,6 +36,12 @@ public struct JobStoreContract: Sendable {
         case admissionLimits
         case concurrentSubmitsAllDurable
         case migrateTwiceKeepsJobs
+        case progressAndEndingFencedByLease
+        case retryAndRequeueEndings
+        case failedCancelledAndCompletedEndings
+        case leaseRenewalAndExpiry
+        case cancelRequestReachesWorker
+        case nextRunAtWakesForScheduledJobs
 
         public var testDescription: String { rawValue }
 

@@ -27,6 +27,12 @@ struct StoreScenarios {
         case .admissionLimits: try await admissionLimits()
         case .concurrentSubmitsAllDurable: try await concurrentSubmits()
         case .migrateTwiceKeepsJobs: try await migrateTwice()
+        case .progressAndEndingFencedByLease: try await progressAndEndingFenced()
+        case .retryAndRequeueEndings: try await retryAndRequeueEndings()
+        case .failedCancelledAndCompletedEndings: try await failedCancelledAndCompletedEndings()
+        case .leaseRenewalAndExpiry: try await leaseRenewalAndExpiry()
+        case .cancelRequestReachesWorker: try await cancelRequestReachesWorker()
+        case .nextRunAtWakesForScheduledJobs: try await nextRunAtWakes()
         }
     }
 
@@ -333,6 +339,184 @@ struct StoreScenarios {
         let job = try await accept(submission())
         try await store.migrate()
         #expect(try await store.job(id: job.id, owner: nil) == job)
+    }
+
+    // MARK: Attempts
+
+    /// Claims the one claimable job and returns it with its lease.
+    func claimOne(now: Date, lease: Duration = .seconds(30), by identity: WorkerIdentity? = nil) async throws
+        -> (Job, AttemptLease)
+    {
+        let identity = identity ?? worker
+        let job = try #require(try await store.claim(limit: 1, worker: identity, leaseDuration: lease, now: now).first)
+        return (job, AttemptLease(claimed: job, by: identity))
+    }
+
+    func progressAndEndingFenced() async throws {
+        let submitted = try await accept(submission())
+        let (_, lease) = try await claimOne(now: start)
+        let halfway = JobProgress(percent: 50, current: 5, total: 10, message: "half")
+        #expect(try await store.recordProgress(halfway, for: lease, now: start.addingTimeInterval(1)))
+        #expect(try await store.job(id: submitted.id, owner: nil)?.progress == halfway)
+
+        // A stale attempt number or another worker is fenced out and changes nothing.
+        let stale = AttemptLease(jobID: submitted.id, attempt: lease.attempt - 1, workerID: lease.workerID)
+        let stranger = AttemptLease(jobID: submitted.id, attempt: lease.attempt, workerID: "worker-2")
+        #expect(try await store.recordProgress(JobProgress(percent: 99), for: stale, now: start) == false)
+        #expect(try await store.recordProgress(JobProgress(percent: 99), for: stranger, now: start) == false)
+        let ending = AttemptEnding(verdict: .failed(.failPermanent, message: "no"), outcome: .failPermanent, exitCode: 1)
+        #expect(try await store.finish(stranger, ending, now: start) == .fenced)
+        #expect(try await store.job(id: submitted.id, owner: nil)?.status == .running)
+
+        let done = AttemptEnding(
+            verdict: .completed(result: ["ok": true]), outcome: .completed, exitCode: 0,
+            progress: JobProgress(percent: 100, message: "done"))
+        guard case .recorded(let job) = try await store.finish(lease, done, now: start.addingTimeInterval(2)) else {
+            Issue.record("the holder of the lease must be able to finish")
+            return
+        }
+        #expect(job.status == .completed)
+        #expect(job.result == ["ok": true])
+        #expect(job.progress == JobProgress(percent: 100, message: "done"))
+        #expect(job.finishedAt == start.addingTimeInterval(2))
+        #expect(job.attempts.count == 1)
+        #expect(job.attempts.first?.exitCode == 0)
+        #expect(job.attempts.first?.outcome == .completed)
+        #expect(job.attempts.first?.finishedAt == start.addingTimeInterval(2))
+        // Once finished, the same lease fences itself out: one outcome per attempt.
+        #expect(try await store.finish(lease, ending, now: start.addingTimeInterval(3)) == .fenced)
+        #expect(try await store.recordProgress(JobProgress(percent: 1), for: lease, now: start) == false)
+        #expect(try await store.queueCounts(now: start)[.completed] == 1)
+    }
+
+    func retryAndRequeueEndings() async throws {
+        let submitted = try await accept(submission(maxAttempts: 2))
+        let (_, first) = try await claimOne(now: start)
+        _ = try await store.recordProgress(JobProgress(percent: 30), for: first, now: start)
+        let retryAt = start.addingTimeInterval(5)
+        let retry = AttemptEnding(
+            verdict: .retry(.exitCode, message: "exited with status 3"), outcome: .exitCode, exitCode: 3,
+            retryAt: retryAt)
+        guard case .recorded(let waiting) = try await store.finish(first, retry, now: start.addingTimeInterval(1)) else {
+            Issue.record("retry ending not recorded")
+            return
+        }
+        #expect(waiting.status == .pending)
+        #expect(waiting.runAt == retryAt)
+        #expect(waiting.error == JobError(message: "exited with status 3", errorClass: .exitCode))
+        #expect(waiting.finishedAt == nil)
+        // Not due before the backoff has passed.
+        #expect(try await store.claim(limit: 1, worker: worker, leaseDuration: .seconds(30), now: start.addingTimeInterval(4)).isEmpty)
+        #expect(try await store.queuePosition(of: waiting, now: start.addingTimeInterval(4)) == nil)
+
+        let (second, secondLease) = try await claimOne(now: retryAt)
+        #expect(second.attempt == 2)
+        #expect(second.progress == nil, "progress is reset when a new attempt starts")
+        let interrupted = AttemptEnding(verdict: .requeued, outcome: .interrupted, signal: 15)
+        guard case .recorded(let requeued) = try await store.finish(secondLease, interrupted, now: retryAt) else {
+            Issue.record("requeue not recorded")
+            return
+        }
+        #expect(requeued.status == .pending)
+        #expect(requeued.runAt == retryAt)
+        #expect(requeued.maxAttempts == 3, "an interrupted attempt is not spent")
+        #expect(requeued.attempts.map(\.outcome) == [.exitCode, .interrupted])
+        #expect(requeued.attempts.map(\.signal) == [nil, 15])
+
+        let (third, thirdLease) = try await claimOne(now: retryAt)
+        #expect(third.attempt == 3)
+        let last = AttemptEnding(verdict: .failed(.exitCode, message: "exited with status 3"), outcome: .exitCode, exitCode: 3)
+        guard case .recorded(let failed) = try await store.finish(thirdLease, last, now: retryAt) else {
+            Issue.record("final failure not recorded")
+            return
+        }
+        #expect(failed.status == .failed)
+        #expect(failed.id == submitted.id)
+        #expect(failed.attempts.count == 3)
+    }
+
+    func failedCancelledAndCompletedEndings() async throws {
+        let permanent = try await accept(submission(at: start))
+        let cancelled = try await accept(submission(at: start))
+        let (_, permanentLease) = try await claimOne(now: start)
+        let (_, cancelledLease) = try await claimOne(now: start)
+        let failure = AttemptEnding(verdict: .failed(.failPermanent, message: "Item not found"), outcome: .failPermanent, exitCode: 1)
+        _ = try await store.finish(permanentLease, failure, now: start)
+        let failed = try #require(try await store.job(id: permanent.id, owner: nil))
+        #expect(failed.status == .failed)
+        #expect(failed.error == JobError(message: "Item not found", errorClass: .failPermanent))
+        #expect(failed.finishedAt == start)
+
+        _ = try await store.cancel(id: cancelled.id, owner: nil, now: start)
+        _ = try await store.finish(cancelledLease, AttemptEnding(verdict: .cancelled, outcome: .cancelled, signal: 9), now: start)
+        let stopped = try #require(try await store.job(id: cancelled.id, owner: nil))
+        #expect(stopped.status == .cancelled)
+        #expect(stopped.error?.errorClass == .cancelled)
+        #expect(stopped.attempts.first?.signal == 9)
+        // A failed or cancelled job can be retried by hand: a fresh budget, attempts continue.
+        guard case .retried(let again) = try await store.retry(id: stopped.id, owner: nil, now: start) else {
+            Issue.record("a cancelled job must be retryable")
+            return
+        }
+        #expect(again.status == .pending)
+        #expect(again.cancelRequested == false)
+        let counts = try await store.queueCounts(now: start)
+        #expect(counts[.failed] == 1 && counts[.pending] == 1 && counts[.running] == 0)
+    }
+
+    func leaseRenewalAndExpiry() async throws {
+        let renewed = try await accept(submission(at: start, maxAttempts: 2))
+        let abandoned = try await accept(submission(at: start, maxAttempts: 2))
+        let spent = try await accept(submission(at: start, maxAttempts: 1))
+        let (_, renewedLease) = try await claimOne(now: start, lease: .seconds(10))
+        let (_, abandonedLease) = try await claimOne(now: start, lease: .seconds(10))
+        let (_, spentLease) = try await claimOne(now: start, lease: .seconds(10))
+
+        let later = start.addingTimeInterval(8)
+        let stranger = AttemptLease(jobID: renewed.id, attempt: 1, workerID: "worker-2")
+        let lost = try await store.renewLeases([renewedLease, stranger], duration: .seconds(10), now: later)
+        #expect(lost == [stranger])
+
+        // At 12 s the two leases not renewed have run out; the renewed one holds until 18 s.
+        let expired = try await store.requeueExpiredLeases(now: start.addingTimeInterval(12))
+        #expect(Set(expired) == [abandoned.id, spent.id])
+        let requeued = try #require(try await store.job(id: abandoned.id, owner: nil))
+        #expect(requeued.status == .pending)
+        #expect(requeued.error?.errorClass == .leaseExpired)
+        #expect(requeued.attempts.first?.outcome == .leaseExpired)
+        let failed = try #require(try await store.job(id: spent.id, owner: nil))
+        #expect(failed.status == .failed)
+        #expect(failed.error?.errorClass == .leaseExpired)
+        #expect(try await store.job(id: renewed.id, owner: nil)?.status == .running)
+
+        // The workers that lost them learn it at their next renewal, and are fenced out.
+        let lostLater = try await store.renewLeases([renewedLease, abandonedLease, spentLease], duration: .seconds(10), now: start.addingTimeInterval(12))
+        #expect(lostLater == [abandonedLease, spentLease])
+        let ending = AttemptEnding(verdict: .completed(result: nil), outcome: .completed, exitCode: 0)
+        #expect(try await store.finish(abandonedLease, ending, now: start.addingTimeInterval(13)) == .fenced)
+        #expect(try await store.requeueExpiredLeases(now: start.addingTimeInterval(13)).isEmpty)
+    }
+
+    func cancelRequestReachesWorker() async throws {
+        let first = try await accept(submission(at: start))
+        _ = try await accept(submission(at: start))
+        let (_, firstLease) = try await claimOne(now: start)
+        let (_, secondLease) = try await claimOne(now: start)
+        #expect(try await store.cancelRequests(among: [firstLease, secondLease]).isEmpty)
+        _ = try await store.cancel(id: first.id, owner: "alice", now: start)
+        #expect(try await store.cancelRequests(among: [firstLease, secondLease]) == [firstLease])
+        #expect(try await store.cancelRequests(among: []).isEmpty)
+    }
+
+    func nextRunAtWakes() async throws {
+        #expect(try await store.nextRunAt(after: start) == nil)
+        _ = try await accept(submission(at: start))
+        #expect(try await store.nextRunAt(after: start) == nil, "a due job is not a wake-up")
+        let soon = start.addingTimeInterval(30)
+        _ = try await accept(submission(priority: .normal, runAt: start.addingTimeInterval(90), at: start))
+        _ = try await accept(submission(priority: .high, runAt: soon, at: start))
+        #expect(try await store.nextRunAt(after: start) == soon)
+        #expect(try await store.nextRunAt(after: soon) == start.addingTimeInterval(90))
     }
 }
 

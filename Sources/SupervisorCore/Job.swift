@@ -86,6 +86,32 @@ public struct JobProgress: Sendable, Equatable {
         self.total = total
         self.message = message
     }
+
+    /// The JSON form of the API's `progress` field, which the stores keep as is.
+    public var jsonValue: JSONValue {
+        var document: [String: JSONValue] = ["percent": .double(percent)]
+        if let current { document["current"] = .int(Int64(current)) }
+        if let total { document["total"] = .int(Int64(total)) }
+        if let message { document["message"] = .string(message) }
+        return .object(document)
+    }
+
+    /// Reads `jsonValue` back; nil for anything else.
+    public init?(json value: JSONValue) {
+        guard case .object(let members) = value else { return nil }
+        switch members["percent"] {
+        case .int(let number): percent = Double(number)
+        case .double(let number): percent = number
+        default: return nil
+        }
+        func integer(_ key: String) -> Int? {
+            if case .int(let number) = members[key] { return Int(number) }
+            return nil
+        }
+        current = integer("current")
+        total = integer("total")
+        if case .string(let text) = members["message"] { message = text } else { message = nil }
+    }
 }
 
 /// One run of a job's command.

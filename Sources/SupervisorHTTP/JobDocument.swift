@@ -11,7 +11,7 @@ struct JobDocument {
             "jobId": .string(job.id.rawValue),
             "type": .string(job.type),
             "status": .string(job.status.rawValue),
-            "progress": job.progress.map(Self.progress) ?? .null,
+            "progress": job.progress.map(\.jsonValue) ?? .null,
             "attempt": .int(Int64(job.attempt)),
             "maxAttempts": .int(Int64(job.maxAttempts)),
             "queuePosition": queuePosition.map { .int(Int64($0)) } ?? .null,
@@ -56,14 +56,6 @@ struct JobDocument {
             "resultUrl": .string(urls.result(job.id)),
             "eventsUrl": .string(urls.events(job.id)),
         ]
-    }
-
-    static func progress(_ progress: JobProgress) -> JSONValue {
-        var document: [String: JSONValue] = ["percent": .double(progress.percent)]
-        if let current = progress.current { document["current"] = .int(Int64(current)) }
-        if let total = progress.total { document["total"] = .int(Int64(total)) }
-        if let message = progress.message { document["message"] = .string(message) }
-        return .object(document)
     }
 
     static func attempt(_ attempt: AttemptRecord) -> JSONValue {

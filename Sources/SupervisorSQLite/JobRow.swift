@@ -127,25 +127,8 @@ enum JobRow {
                 JobError(message: $0, errorClass: errorClass.flatMap(AttemptOutcome.init(rawValue:)) ?? .exitCode)
             },
             cancelRequested: row["cancel_requested"],
-            progress: try progressText.flatMap { progress(from: try JSONValue(parsing: Data($0.utf8))) }
+            progress: try progressText.flatMap { JobProgress(json: try JSONValue(parsing: Data($0.utf8))) }
         )
-    }
-
-    private static func progress(from value: JSONValue) -> JobProgress? {
-        guard case .object(let members) = value else { return nil }
-        let percent: Double
-        switch members["percent"] {
-        case .int(let number): percent = Double(number)
-        case .double(let number): percent = number
-        default: return nil
-        }
-        func integer(_ key: String) -> Int? {
-            if case .int(let number) = members[key] { return Int(number) }
-            return nil
-        }
-        var message: String?
-        if case .string(let text) = members["message"] { message = text }
-        return JobProgress(percent: percent, current: integer("current"), total: integer("total"), message: message)
     }
 
     struct CorruptRow: Error, CustomStringConvertible {

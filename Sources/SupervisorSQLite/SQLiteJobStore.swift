@@ -11,7 +11,7 @@ import Synchronization
 /// claims and other changes take `BEGIN IMMEDIATE` so that several processes sharing the
 /// file (a `serve` and a `worker`) serialise their writes instead of failing.
 public final class SQLiteJobStore: JobStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let batcher: SubmissionBatcher
     private let isClosed = Atomic<Bool>(false)
 
@@ -242,11 +242,11 @@ public final class SQLiteJobStore: JobStore {
         try pool.close()
     }
 
-    private func checkOpen() throws {
+    func checkOpen() throws {
         if isClosed.load(ordering: .sequentiallyConsistent) { throw JobStoreError.closed }
     }
 
-    private func writeImmediate<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func writeImmediate<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await pool.writeWithoutTransaction { db in
             var value: T?
             try db.inTransaction(.immediate) {

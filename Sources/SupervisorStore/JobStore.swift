@@ -37,6 +37,28 @@ public protocol JobStore: Sendable {
     /// a lease held by `worker`. A job is claimed by one caller only.
     func claim(limit: Int, worker: WorkerIdentity, leaseDuration: Duration, now: Date) async throws -> [Job]
 
+    /// Stores the latest progress of a running attempt. False when the lease no longer
+    /// holds (the job was finished, requeued or claimed again): the write is dropped.
+    func recordProgress(_ progress: JobProgress, for lease: AttemptLease, now: Date) async throws -> Bool
+
+    /// Extends the leases still held to `now + duration`; answers the ones that are lost.
+    func renewLeases(_ leases: [AttemptLease], duration: Duration, now: Date) async throws -> Set<AttemptLease>
+
+    /// Of these attempts, the ones whose job a cancel request reached.
+    func cancelRequests(among leases: [AttemptLease]) async throws -> Set<AttemptLease>
+
+    /// Records how an attempt ended and what becomes of its job, in one transaction,
+    /// fenced by the lease: an attempt whose lease was lost records nothing.
+    func finish(_ lease: AttemptLease, _ ending: AttemptEnding, now: Date) async throws -> FinishOutcome
+
+    /// Every running job whose lease ran out goes back to pending (or to failed when its
+    /// attempts are spent, or to cancelled when a cancel was asked); its attempt ends as
+    /// `lease_expired`. Answers the jobs it moved.
+    func requeueExpiredLeases(now: Date) async throws -> [JobID]
+
+    /// The earliest `runAt` of a pending job that is not due at `now`, to wake the runner then.
+    func nextRunAt(after now: Date) async throws -> Date?
+
     /// 1-based position among claimable jobs in claim order; nil when the job is not
     /// pending or not yet due. Exact up to `QueuePosition.exactLimit` ahead, estimated beyond.
     func queuePosition(of job: Job, now: Date) async throws -> Int?
@@ -60,6 +82,60 @@ public struct WorkerIdentity: Sendable, Equatable {
         self.id = id
         self.host = host
     }
+}
+
+/// One attempt as a worker holds it: the fencing token of every write about it.
+public struct AttemptLease: Sendable, Hashable, CustomStringConvertible {
+    public var jobID: JobID
+    public var attempt: Int
+    public var workerID: String
+
+    public init(jobID: JobID, attempt: Int, workerID: String) {
+        self.jobID = jobID
+        self.attempt = attempt
+        self.workerID = workerID
+    }
+
+    /// The lease a fresh claim of `job` by `worker` holds.
+    public init(claimed job: Job, by worker: WorkerIdentity) {
+        self.init(jobID: job.id, attempt: job.attempt, workerID: worker.id)
+    }
+
+    public var description: String { "\(jobID) attempt \(attempt)" }
+}
+
+/// How an attempt ended, as `JobStore.finish` records it.
+public struct AttemptEnding: Sendable, Equatable {
+    public var verdict: AttemptVerdict
+    /// The attempt's own outcome (for history); `verdict` says what becomes of the job.
+    public var outcome: AttemptOutcome
+    public var exitCode: Int?
+    public var signal: Int?
+    /// The last progress of the attempt, written with the ending so it is never lost.
+    public var progress: JobProgress?
+    /// For `.retry`: when the job becomes claimable again.
+    public var retryAt: Date?
+    public var peakMemoryBytes: Int64?
+
+    public init(
+        verdict: AttemptVerdict, outcome: AttemptOutcome, exitCode: Int? = nil, signal: Int? = nil,
+        progress: JobProgress? = nil, retryAt: Date? = nil, peakMemoryBytes: Int64? = nil
+    ) {
+        self.verdict = verdict
+        self.outcome = outcome
+        self.exitCode = exitCode
+        self.signal = signal
+        self.progress = progress
+        self.retryAt = retryAt
+        self.peakMemoryBytes = peakMemoryBytes
+    }
+}
+
+public enum FinishOutcome: Sendable, Equatable {
+    /// The job as it is after the ending.
+    case recorded(Job)
+    /// The lease was lost: another attempt or a cleanup owns the job now.
+    case fenced
 }
 
 /// Admission limits checked inside the submit transaction (`[limits]`).
