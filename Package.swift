@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "SupervisorHTTP",
             dependencies: [
-                "SupervisorStore", "SupervisorConfig",
+                "SupervisorStore", "SupervisorConfig", "SupervisorRunner",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "SupervisorCLI",
             dependencies: [
-                "SupervisorHTTP", "SupervisorSQLite", "SupervisorConfig",
+                "SupervisorHTTP", "SupervisorSQLite", "SupervisorConfig", "SupervisorRunner",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -68,8 +68,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "supervisor", dependencies: ["SupervisorCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: swiftSettings),
-        // Running attempts: work directories, ports, the job's environment.
-        .target(name: "SupervisorRunner", dependencies: ["SupervisorCore"], swiftSettings: swiftSettings),
+        // Claiming and running attempts: spawning, tracking, streaming, timeouts, retries.
+        // Linux calls the Glibc module does not import (prctl, pipe2).
+        .systemLibrary(name: "CSupervisorLinux", path: "Sources/CSupervisorLinux"),
+        .target(
+            name: "SupervisorRunner",
+            dependencies: [
+                "SupervisorStore", "SupervisorConfig", "CSupervisorLinux",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The exec launcher each attempt starts through: the setup that must run between
         // fork and exec, in C, because no Swift code may run there.
         .executableTarget(name: "SupervisorLaunch", cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])]),
@@ -95,7 +105,12 @@ let package = Package(
         .testTarget(name: "SupervisorRunnerTests", dependencies: ["SupervisorRunner"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SupervisorCLITests",
-            dependencies: ["SupervisorCLI", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: [
+                "SupervisorCLI", "SupervisorSQLite", "SupervisorStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            // Job scripts the runner tests configure as job types.
+            exclude: ["Jobs"],
             swiftSettings: swiftSettings
         ),
     ]

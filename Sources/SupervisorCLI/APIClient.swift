@@ -32,6 +32,7 @@ struct APIClient {
         let status: Int
         let headers: HTTPHeaders
         let document: JSONValue
+        let body: Data
     }
 
     func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, headers extra: [(String, String)] = [])
@@ -59,7 +60,9 @@ struct APIClient {
             }
             throw CommandFailure("the supervisor answered HTTP \(response.status.code)")
         }
-        return Answer(status: Int(response.status.code), headers: response.headers, document: document)
+        return Answer(
+            status: Int(response.status.code), headers: response.headers, document: document,
+            body: Data(bytes.readableBytesView))
     }
 
     /// Fails at once when nothing listens, instead of retrying the connection until the

@@ -131,6 +131,21 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
+struct LogsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logs", abstract: "Print a job's captured output (non-marker stdout and stderr).")
+
+    @Argument(help: "The job id.") var id: String
+    @Flag(help: "Keep printing as the job writes (not supported yet).") var follow = false
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        if follow { throw CommandFailure.notSupportedYet("logs --follow") }
+        let answer = try await client.client().send(.GET, "/api/jobs/\(APIClient.segment(id))/logs")
+        FileHandle.standardOutput.write(answer.body)
+    }
+}
+
 struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List jobs, newest first.")
 

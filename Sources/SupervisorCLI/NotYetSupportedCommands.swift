@@ -3,22 +3,6 @@ import ArgumentParser
 // Commands SPEC.md names whose behaviour has not landed yet. Each refuses clearly
 // instead of pretending; its `--help` says what it will do.
 
-struct WorkerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "worker", abstract: "Run the runner only, without HTTP (not supported yet).")
-    @OptionGroup var options: ConfigOption
-    func run() async throws { throw CommandFailure.notSupportedYet("worker") }
-}
-
-struct LogsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "logs", abstract: "Print a job's captured output (not supported yet).")
-    @Argument(help: "The job id.") var id: String
-    @Flag(help: "Keep printing as the job writes.") var follow = false
-    @OptionGroup var client: ClientOptions
-    func run() async throws { throw CommandFailure.notSupportedYet("logs") }
-}
-
 struct CleanupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cleanup",

@@ -6,13 +6,14 @@ import Logging
 import ServiceLifecycle
 import SupervisorConfig
 import SupervisorHTTP
+import SupervisorRunner
 import SupervisorSQLite
 import SupervisorStore
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the HTTP API (and, in later versions, the runner) in one process."
+        abstract: "Run the HTTP API and the runner in one process."
     )
 
     @OptionGroup var options: ConfigOption
@@ -24,7 +25,9 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try StoreOpening.open(configuration)
         try await store.migrate()
 
-        let api = SupervisorAPI(store: store, configuration: configuration)
+        let runner = configuration.runner.concurrency > 0
+            ? try RunnerAssembly.make(configuration: configuration, store: store, logger: logger) : nil
+        let api = SupervisorAPI(store: store, configuration: configuration, runner: runner)
         let application = api.makeApplication(logger: logger) { port in
             logger.notice(
                 "supervisor listening",
@@ -35,19 +38,65 @@ struct ServeCommand: AsyncParsableCommand {
                 ]
             )
         }
-        // Shutdown runs in reverse order: the server stops taking requests and finishes
-        // the ones in flight, then the store commits what is pending and closes.
+        // Shutdown runs in reverse order: the runner drains while the API still answers
+        // polls, then the server finishes the requests in flight, then the store commits
+        // what is pending and closes.
         let group = ServiceGroup(
             configuration: .init(
                 services: [
                     .init(service: StoreService(store: store)), .init(service: ReloadSignalService(logger: logger)),
                     .init(service: application),
-                ],
+                ] + (runner.map { [.init(service: $0)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         try await group.run()
+    }
+}
+
+/// `supervisor worker`: the runner alone, joining the store other processes serve.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run the runner only, without HTTP, on the store the config names."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = try ConfigurationLoader.load(explicitPath: options.config)
+        guard configuration.runner.concurrency > 0 else {
+            throw CommandFailure("runner.concurrency is 0: a worker would never run a job")
+        }
+        LogOutput.bootstrap(configuration.log)
+        let logger = Logger(label: "supervisor")
+        let store = try StoreOpening.open(configuration)
+        try await store.migrate()
+        let runner = try RunnerAssembly.make(configuration: configuration, store: store, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: StoreService(store: store)), .init(service: runner)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
+
+/// The runner of this process, with its worker identity and the launcher beside the
+/// `supervisor` executable.
+enum RunnerAssembly {
+    static func make(configuration: SupervisorConfiguration, store: any JobStore, logger: Logger) throws -> Runner {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let launcher = executable.deletingLastPathComponent().appendingPathComponent("supervisor-launch").path
+        guard FileManager.default.isExecutableFile(atPath: launcher) else {
+            throw CommandFailure("the exec launcher \(launcher) is missing; it is built and installed beside supervisor")
+        }
+        let host = ProcessInfo.processInfo.hostName
+        let worker = WorkerIdentity(id: "\(host)-\(getpid())", host: host)
+        return Runner(store: store, configuration: configuration, worker: worker, launcher: launcher, logger: logger)
     }
 }
 

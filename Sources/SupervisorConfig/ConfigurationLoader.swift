@@ -87,8 +87,8 @@ public enum ConfigurationLoader {
     private static func read(_ table: TOMLTable, baseDirectory: URL) throws -> SupervisorConfiguration {
         let root = try TOMLSection(
             table, path: "",
-            known: ["server", "store", "limits", "log", "auth", "job_types"],
-            notYetSupported: ["runner", "retention", "webhooks"]
+            known: ["server", "store", "runner", "limits", "log", "auth", "job_types"],
+            notYetSupported: ["retention", "webhooks"]
         )
         var configuration = SupervisorConfiguration(baseDirectory: baseDirectory)
 
@@ -119,6 +119,17 @@ public enum ConfigurationLoader {
             configuration.store.url = url
         }
 
+        if let runner = try root.section(
+            "runner",
+            known: [
+                "concurrency", "work_root", "artifacts_root", "port_range", "kill_grace", "lease", "max_log_bytes",
+                "shutdown_grace",
+            ],
+            notYetSupported: ["max_work_dir_bytes", "chromium_path"])
+        {
+            try readRunner(runner, into: &configuration.runner, baseDirectory: baseDirectory)
+        }
+
         if let limits = try root.section(
             "limits", known: ["max_pending", "max_pending_per_owner"], notYetSupported: ["max_running_per_owner"])
         {
@@ -147,10 +158,13 @@ public enum ConfigurationLoader {
             for name in types.table.keys.sorted() {
                 guard let section = try types.section(
                     name,
-                    known: ["command", "timeout", "max_attempts"],
+                    known: [
+                        "command", "timeout", "idle_timeout", "max_attempts", "backoff", "backoff_max", "nofile",
+                        "permanent_exit_codes", "env",
+                    ],
                     notYetSupported: [
-                        "profile", "browser", "idle_timeout", "backoff", "backoff_max", "concurrency", "memory_max",
-                        "pids_max", "nofile", "permanent_exit_codes", "run_as", "read_paths", "write_paths", "env",
+                        "profile", "browser", "concurrency", "memory_max", "pids_max", "run_as", "read_paths",
+                        "write_paths",
                     ]
                 ) else { continue }
                 configuration.jobTypes[name] = try readJobType(name: name, section, baseDirectory: baseDirectory)
@@ -197,7 +211,55 @@ public enum ConfigurationLoader {
             settings.timeout = timeout
         }
         if let attempts = try section.integer("max_attempts", in: 1...100) { settings.maxAttempts = attempts }
+        if let idle = try section.duration("idle_timeout") { settings.idleTimeout = idle }
+        if let backoff = try section.duration("backoff") { settings.backoff.base = backoff }
+        if let maximum = try section.duration("backoff_max") { settings.backoff.maximum = maximum }
+        guard settings.backoff.maximum >= settings.backoff.base else {
+            throw ConfigurationError(key: section.keyPath("backoff_max"), message: "must not be shorter than backoff")
+        }
+        if let nofile = try section.integer("nofile", in: 16...(1 << 20)) { settings.nofile = nofile }
+        if let codes = try section.integerArray("permanent_exit_codes", in: 1...255) {
+            settings.permanentExitCodes = Set(codes.map(Int32.init))
+        }
+        if let environment = try section.stringTable("env") {
+            for name in environment.keys where name.isEmpty || name.contains("=") || name.hasPrefix("SUPERVISOR_") {
+                throw ConfigurationError(
+                    key: section.keyPath("env.\(name)"),
+                    message: "is not a variable a job type may set (no '=', no SUPERVISOR_ prefix)")
+            }
+            settings.environment = environment
+        }
         return settings
+    }
+
+    private static func readRunner(_ section: TOMLSection, into runner: inout RunnerSettings, baseDirectory: URL) throws {
+        if let concurrency = try section.integer("concurrency", in: 0...1024) { runner.concurrency = concurrency }
+        if let path = try section.string("work_root") { runner.workRoot = try directory(path, section, "work_root", baseDirectory) }
+        if let path = try section.string("artifacts_root") {
+            runner.artifactsRoot = try directory(path, section, "artifacts_root", baseDirectory)
+        }
+        if let text = try section.string("port_range") {
+            let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard bounds.count == 2, let low = bounds[0], let high = bounds[1], 1024 <= low, low <= high, high <= 65535 else {
+                throw ConfigurationError(key: section.keyPath("port_range"), message: "must be \"LOW-HIGH\" within 1024-65535, not \"\(text)\"")
+            }
+            runner.portRange = low...high
+        }
+        if let grace = try section.duration("kill_grace") { runner.killGrace = grace }
+        if let lease = try section.duration("lease") {
+            guard lease >= .seconds(3) else { throw ConfigurationError(key: section.keyPath("lease"), message: "must be at least 3s") }
+            runner.lease = lease
+        }
+        if let size = try section.size("max_log_bytes") {
+            guard size >= 1024 else { throw ConfigurationError(key: section.keyPath("max_log_bytes"), message: "must be at least 1K") }
+            runner.maxLogBytes = size
+        }
+        if let grace = try section.duration("shutdown_grace") { runner.shutdownGrace = grace }
+    }
+
+    private static func directory(_ path: String, _ section: TOMLSection, _ key: String, _ base: URL) throws -> URL {
+        guard !path.isEmpty else { throw ConfigurationError(key: section.keyPath(key), message: "must not be empty") }
+        return path.hasPrefix("/") ? URL(fileURLWithPath: path) : base.appendingPathComponent(path).standardizedFileURL
     }
 
     /// A command element that starts with `./`, or names a file that exists in the config's

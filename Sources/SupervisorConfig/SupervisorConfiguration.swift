@@ -6,6 +6,7 @@ public import SupervisorCore
 public struct SupervisorConfiguration: Sendable {
     public var server: ServerSettings
     public var store: StoreSettings
+    public var runner: RunnerSettings
     public var limits: LimitSettings
     public var log: LogSettings
     public var tokens: [AccessToken]
@@ -18,11 +19,12 @@ public struct SupervisorConfiguration: Sendable {
 
     public init(
         server: ServerSettings = ServerSettings(), store: StoreSettings = StoreSettings(),
-        limits: LimitSettings = LimitSettings(), log: LogSettings = LogSettings(), tokens: [AccessToken] = [],
+        runner: RunnerSettings? = nil, limits: LimitSettings = LimitSettings(), log: LogSettings = LogSettings(), tokens: [AccessToken] = [],
         jobTypes: [String: JobTypeSettings] = [:], baseDirectory: URL, sourcePath: String? = nil
     ) {
         self.server = server
         self.store = store
+        self.runner = runner ?? RunnerSettings(baseDirectory: baseDirectory)
         self.limits = limits
         self.log = log
         self.tokens = tokens
@@ -53,6 +55,35 @@ public struct StoreSettings: Sendable, Equatable {
 
     public init(url: String = "sqlite://./supervisor-data/jobs.sqlite") {
         self.url = url
+    }
+}
+
+/// `[runner]`: how this host runs attempts.
+public struct RunnerSettings: Sendable, Equatable {
+    /// Attempts running at once in this process; 0: `serve` answers the API and runs no
+    /// jobs (separate `supervisor worker` processes do).
+    public var concurrency: Int
+    public var workRoot: URL
+    public var artifactsRoot: URL
+    public var portRange: ClosedRange<Int>
+    /// Between SIGTERM and SIGKILL.
+    public var killGrace: Duration
+    /// A running job's lease; renewed every third of it.
+    public var lease: Duration
+    /// Per attempt; the head and the tail are kept.
+    public var maxLogBytes: Int64
+    /// On SIGTERM: how long running attempts may finish before they are interrupted.
+    public var shutdownGrace: Duration
+
+    public init(baseDirectory: URL) {
+        concurrency = 2
+        workRoot = baseDirectory.appendingPathComponent("supervisor-data/work")
+        artifactsRoot = baseDirectory.appendingPathComponent("supervisor-data/artifacts")
+        portRange = 9300...9499
+        killGrace = .seconds(10)
+        lease = .seconds(30)
+        maxLogBytes = 10 << 20
+        shutdownGrace = .seconds(30)
     }
 }
 
@@ -111,13 +142,32 @@ public struct JobTypeSettings: Sendable, Equatable {
     /// argv; never a shell string.
     public var command: [String]
     public var timeout: Duration
+    /// Zero: no idle limit. Else no stdout line for this long counts as hung.
+    public var idleTimeout: Duration
     public var maxAttempts: Int
+    /// Waits between attempts: `backoff`, doubling, at most `backoffMax`.
+    public var backoff: RetryBackoff
+    /// RLIMIT_NOFILE of the job.
+    public var nofile: Int
+    /// Exit codes that fail the job without retry.
+    public var permanentExitCodes: Set<Int32>
+    /// The type's `env` table.
+    public var environment: [String: String]
 
-    public init(name: String, command: [String], timeout: Duration = .seconds(300), maxAttempts: Int = 3) {
+    public init(
+        name: String, command: [String], timeout: Duration = .seconds(300), idleTimeout: Duration = .zero,
+        maxAttempts: Int = 3, backoff: RetryBackoff = RetryBackoff(base: .seconds(5), maximum: .seconds(600)),
+        nofile: Int = 4096, permanentExitCodes: Set<Int32> = [], environment: [String: String] = [:]
+    ) {
         self.name = name
         self.command = command
         self.timeout = timeout
+        self.idleTimeout = idleTimeout
         self.maxAttempts = maxAttempts
+        self.backoff = backoff
+        self.nofile = nofile
+        self.permanentExitCodes = permanentExitCodes
+        self.environment = environment
     }
 }
 

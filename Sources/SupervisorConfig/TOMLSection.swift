@@ -76,6 +76,32 @@ struct TOMLSection {
         }
     }
 
+    func integerArray(_ key: String, in range: ClosedRange<Int>) throws -> [Int]? {
+        guard let value = table[key] else { return nil }
+        guard value.type == .array, let array = value.array else { throw mistyped(key, expected: "an array of integers") }
+        return try array.map { element in
+            guard element.type == .int, let number = element.int else { throw mistyped(key, expected: "an array of integers") }
+            guard range.contains(number) else {
+                throw ConfigurationError(key: keyPath(key), message: "holds \(number); each must be between \(range.lowerBound) and \(range.upperBound)")
+            }
+            return number
+        }
+    }
+
+    /// A table whose values are all strings, such as `env = { LANG = "C.UTF-8" }`.
+    func stringTable(_ key: String) throws -> [String: String]? {
+        guard let value = table[key] else { return nil }
+        guard value.type == .table, let inner = value.table else { throw mistyped(key, expected: "a table of strings") }
+        var strings: [String: String] = [:]
+        for name in inner.keys {
+            guard let element = inner[name], element.type == .string, let text = element.string else {
+                throw ConfigurationError(key: keyPath(key) + ".\(name)", message: "must be a string")
+            }
+            strings[name] = text
+        }
+        return strings
+    }
+
     func section(_ key: String, known: Set<String>, notYetSupported: Set<String> = []) throws -> TOMLSection? {
         guard let value = table[key] else { return nil }
         guard value.type == .table, let table = value.table else { throw mistyped(key, expected: "a table") }

@@ -147,6 +147,11 @@ extension JSONValue {
         return members[key]
     }
 
+    public subscript(index: Int) -> JSONValue? {
+        guard case .array(let elements) = self, elements.indices.contains(index) else { return nil }
+        return elements[index]
+    }
+
     /// The name of this value's JSON type, for error messages.
     public var typeName: String {
         switch self {

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import SupervisorCore
+import SupervisorRunner
 import SupervisorStore
 
 /// `/api/jobs…`: submit, read, list, cancel, retry. Another owner's job is always a 404.
@@ -55,6 +56,7 @@ struct JobRoutes: Sendable {
         )
         switch try await api.store.submit(submission, limits: limits) {
         case .accepted(let job, let position):
+            api.runner?.wake()
             return JSONResponse.make(
                 status: .accepted, api.documents.submitted(job, queuePosition: position),
                 headers: [.location: api.documents.urls.job(job.id)]
@@ -99,6 +101,12 @@ struct JobRoutes: Sendable {
         case .cancelled(let job):
             return JSONResponse.make(.object(api.documents.status(job, queuePosition: nil)))
         case .requested(let job):
+            // Running here: killed at once and reaped, and answered as cancelled.
+            if let runner = api.runner, await runner.cancel(job.id),
+                let ended = try await api.store.job(id: job.id, owner: nil), ended.status != .running
+            {
+                return JSONResponse.make(.object(api.documents.status(ended, queuePosition: nil)))
+            }
             var document = api.documents.status(job, queuePosition: nil)
             document["cancelRequested"] = true
             return JSONResponse.make(status: .accepted, .object(document))
@@ -107,6 +115,15 @@ struct JobRoutes: Sendable {
         case .notFound:
             throw APIError.jobNotFound(id.rawValue)
         }
+    }
+
+    /// Every attempt's captured output, as text.
+    @Sendable func logs(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
+        let job = try await visibleJob(context)
+        let files = JobFiles(artifactsRoot: api.configuration.runner.artifactsRoot, job: job.id)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: files.combinedLogs(attempts: job.attempt))))
     }
 
     @Sendable func retry(_ request: Request, context: SupervisorRequestContext) async throws -> Response {

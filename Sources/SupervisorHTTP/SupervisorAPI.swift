@@ -5,22 +5,27 @@ import HTTPTypes
 public import Hummingbird
 public import SupervisorConfig
 public import SupervisorCore
+public import SupervisorRunner
 public import SupervisorStore
 
 /// The HTTP API of SPEC section 4 over a `JobStore`.
 public struct SupervisorAPI: Sendable {
     let store: any JobStore
     let configuration: SupervisorConfiguration
+    /// The runner of this process (`serve`), which a submit wakes and a cancel reaches at
+    /// once; nil when jobs run elsewhere.
+    let runner: Runner?
     let clock: any WallClock
     let ids: any JobIDGenerator
     let documents: JobDocument
 
     public init(
-        store: any JobStore, configuration: SupervisorConfiguration, clock: any WallClock = SystemWallClock(),
-        ids: any JobIDGenerator = UUIDv7Generator()
+        store: any JobStore, configuration: SupervisorConfiguration, runner: Runner? = nil,
+        clock: any WallClock = SystemWallClock(), ids: any JobIDGenerator = UUIDv7Generator()
     ) {
         self.store = store
         self.configuration = configuration
+        self.runner = runner
         self.clock = clock
         self.ids = ids
         self.documents = JobDocument(urls: JobURLs(base: configuration.server.publicURL))
@@ -44,6 +49,7 @@ public struct SupervisorAPI: Sendable {
             case (.get, "/api/jobs/{id}/result"): authenticated.get(path, use: jobs.result)
             case (.post, "/api/jobs/{id}/cancel"): authenticated.post(path, use: jobs.cancel)
             case (.post, "/api/jobs/{id}/retry"): authenticated.post(path, use: jobs.retry)
+            case (.get, "/api/jobs/{id}/logs"): authenticated.get(path, use: jobs.logs)
             case (.get, "/api/queue"): authenticated.get(path, use: queue)
             case (.get, "/healthz"): router.get(path) { _, _ in JSONResponse.make(["status": "ok"]) }
             case (.get, "/readyz"): router.get(path, use: ready)

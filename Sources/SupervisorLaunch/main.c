@@ -1,6 +1,6 @@
 // supervisor-launch: the exec launcher every job attempt starts through (SPEC section 7).
 //
-//   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] -- PROGRAM [ARG...]
+//   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] [--cgroup DIR] -- PROGRAM [ARG...]
 //
 // The supervisor is a threaded Swift process and must not run code between fork and
 // exec, so this small single-threaded program does the setup instead: it parses its
@@ -30,6 +30,7 @@ struct launch_plan {
     const char *working_directory;  // NULL: stay where started
     int report_fd;                  // -1: report on stderr
     long nofile;                    // -1: inherit RLIMIT_NOFILE
+    const char *cgroup;             // NULL: stay in the supervisor's cgroup
     char **argv;                    // the job's argv; argv[0] is the program
 };
 
@@ -60,7 +61,7 @@ static long parse_number(const char *option, const char *text, long minimum, lon
 }
 
 static struct launch_plan parse_plan(int argc, char **argv) {
-    struct launch_plan plan = {.working_directory = NULL, .report_fd = -1, .nofile = -1, .argv = NULL};
+    struct launch_plan plan = {.working_directory = NULL, .report_fd = -1, .nofile = -1, .cgroup = NULL, .argv = NULL};
     int index = 1;
     for (; index < argc; index++) {
         const char *option = argv[index];
@@ -75,6 +76,8 @@ static struct launch_plan parse_plan(int argc, char **argv) {
         } else if (strcmp(option, "--report-fd") == 0) {
             plan.report_fd = (int)parse_number(option, value, 3, INT_MAX);
             report_fd = plan.report_fd;
+        } else if (strcmp(option, "--cgroup") == 0) {
+            plan.cgroup = value;
         } else if (strcmp(option, "--nofile") == 0) {
             plan.nofile = parse_number(option, value, 16, 1L << 20);
         } else {
@@ -100,8 +103,22 @@ static void close_stray_descriptors(int keep) {
         if (fd != keep) close((int)fd);
 }
 
+// Joins the attempt's cgroup before anything of the job runs, so every process the job
+// ever forks is listed in it and ended by its cgroup.kill.
+static void join_cgroup(const char *directory) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/cgroup.procs", directory) >= (int)sizeof path)
+        fail("supervisor-launch: cgroup path too long: %s", directory);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fail("supervisor-launch: cannot open %s: %s", path, strerror(errno));
+    if (write(fd, "0\n", 2) != 2) fail("supervisor-launch: cannot join cgroup %s: %s", directory, strerror(errno));
+    close(fd);
+}
+
 static void carry_out(const struct launch_plan *plan) {
     pid_t parent = getppid();
+
+    if (plan->cgroup) join_cgroup(plan->cgroup);
 
     // Its own session and process group, so the whole tree can be signalled at once. A
     // spawner may have made it a session leader already (POSIX_SPAWN_SETSID).

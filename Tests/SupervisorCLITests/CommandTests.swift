@@ -25,7 +25,7 @@ struct CommandTests {
     }
 
     @Test("commands whose behaviour has not landed refuse clearly", arguments: [
-        ["worker"], ["logs", "x"], ["cleanup"], ["profile", "check", "default"], ["backup", "/tmp/x"], ["delete", "x"],
+        ["logs", "x", "--follow"], ["cleanup"], ["profile", "check", "default"], ["backup", "/tmp/x"], ["delete", "x"],
         ["drain", "w"],
     ])
     func notYet(_ command: [String]) async throws {

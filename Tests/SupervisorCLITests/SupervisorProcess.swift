@@ -74,7 +74,11 @@ actor LogLines {
 
     /// The first line whose message contains `fragment`; nil if the log ended without one.
     func first(messageContaining fragment: String) async -> [String: String]? {
-        let matches: @Sendable ([String: String]) -> Bool = { $0["message"]?.contains(fragment) == true }
+        await first { $0["message"]?.contains(fragment) == true }
+    }
+
+    /// The first line that `matches`; nil if the log ended without one.
+    func first(where matches: @escaping @Sendable ([String: String]) -> Bool) async -> [String: String]? {
         if let line = lines.first(where: matches) { return line }
         if ended { return nil }
         return await withCheckedContinuation { waiters.append((matches, $0)) }
@@ -92,10 +96,11 @@ final class Daemon: Sendable {
 
     /// Starts the daemon and returns once it logged the address it listens on; its config
     /// must use `[log] format = "json"` and port 0.
-    static func start(config: URL) async throws -> Daemon {
+    static func start(config: URL, environment: [String: String] = [:]) async throws -> Daemon {
         let process = Process()
         process.executableURL = SupervisorBinary.url
         process.arguments = ["serve", "--config", config.path]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.currentDirectoryURL = config.deletingLastPathComponent()
         let errors = Pipe()
         process.standardError = errors
@@ -169,7 +174,9 @@ struct DaemonSetup {
     let directory: URL
     let config: URL
 
-    init(extraConfig: String = "") throws {
+    /// `runner` is the `[runner]` table; by default the daemon answers the API and runs
+    /// no jobs, so that submitted jobs stay pending.
+    init(runner: String = "concurrency = 0", extraConfig: String = "") throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("supervisor-daemon-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         config = directory.appendingPathComponent("supervisor.toml")
@@ -180,6 +187,8 @@ struct DaemonSetup {
             url = "sqlite://./data/jobs.sqlite"
             [log]
             format = "json"
+            [runner]
+            \(runner)
             [job_types.echo]
             command = ["/bin/cat"]
             \(extraConfig)

@@ -1,0 +1,146 @@
+import Foundation
+public import SupervisorCore
+
+/// Every process of one attempt, found even when it escaped its process group (SPEC
+/// section 7): through the attempt's own cgroup v2 directory where the unified hierarchy
+/// is writable, else through the launcher's descendants and the `SUPERVISOR_JOB_ID`
+/// marker in each process's environment.
+public struct AttemptProcessTree: Sendable {
+    public enum Tracking: Sendable, Equatable {
+        /// `cgroup.procs` lists the tree; `cgroup.kill` ends it.
+        case cgroup(path: String)
+        /// Descendants of the launcher, and processes carrying the job's marker.
+        case processTable
+    }
+
+    public let tracking: Tracking
+    let jobID: JobID
+    /// The launcher, which becomes the job's main process.
+    let root: pid_t
+
+    public init(tracking: Tracking, jobID: JobID, root: pid_t) {
+        self.tracking = tracking
+        self.jobID = jobID
+        self.root = root
+    }
+
+    /// The pids of the tree that have not exited.
+    public func members() -> [pid_t] {
+        switch tracking {
+        case .cgroup(let path):
+            guard let text = try? String(contentsOfFile: path + "/cgroup.procs", encoding: .utf8) else { return [] }
+            return text.split(separator: "\n").compactMap { pid_t($0) }
+        case .processTable:
+            return ProcessTable.snapshot().members(descendingFrom: root, marker: "SUPERVISOR_JOB_ID=\(jobID.rawValue)")
+        }
+    }
+
+    /// Sends `signal` to every process of the tree.
+    public func signalAll(_ signal: Int32) {
+        if signal == SIGKILL, case .cgroup(let path) = tracking,
+            (try? "1".write(toFile: path + "/cgroup.kill", atomically: false, encoding: .utf8)) != nil
+        {
+            return
+        }
+        // The process group first: it catches children forked while the list was read.
+        kill(-root, signal)
+        for pid in members() { kill(pid, signal) }
+    }
+
+    public var isEmpty: Bool {
+        switch tracking {
+        case .cgroup(let path):
+            guard let events = try? String(contentsOfFile: path + "/cgroup.events", encoding: .utf8) else { return true }
+            return events.contains("populated 0")
+        case .processTable:
+            return members().isEmpty
+        }
+    }
+}
+
+/// The attempt cgroups of this process: directories below the supervisor's own cgroup in
+/// the unified (v2) hierarchy, made and removed per attempt. Never written elsewhere.
+public struct AttemptCgroups: Sendable {
+    /// The directory attempt cgroups are made in.
+    public let parent: String
+
+    /// The unified hierarchy's directory for this process, if there is one and it can be
+    /// written: the supervisor's own cgroup, from `/proc/self/cgroup` and the cgroup2 mount.
+    public static func detect() -> AttemptCgroups? {
+        guard let mountInfo = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
+            let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)
+        else { return nil }
+        // mountinfo: "id parent major:minor root mountpoint options … - fstype source superoptions"
+        let mountPoint = mountInfo.split(separator: "\n").lazy.compactMap { line -> String? in
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { return nil }
+            let fields = halves[0].split(separator: " ")
+            return fields.count > 4 ? String(fields[4]) : nil
+        }.first
+        let ownPath = membership.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) }
+        guard let mountPoint, let ownPath else { return nil }
+        let own = mountPoint + (ownPath == "/" ? "" : ownPath)
+        let parent = own + "/supervisor-\(getpid())"
+        guard mkdir(parent, 0o755) == 0 || errno == EEXIST, access(parent + "/cgroup.procs", W_OK) == 0 else {
+            return nil
+        }
+        return AttemptCgroups(parent: parent)
+    }
+
+    /// Makes the attempt's cgroup; nil when it cannot (the tree is then tracked without it).
+    public func make(name: String) -> String? {
+        let path = parent + "/" + name
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
+        return path
+    }
+
+    /// Removes an emptied attempt cgroup.
+    public func remove(_ path: String) {
+        rmdir(path)
+    }
+}
+
+/// A snapshot of `/proc`: each process's parent, for tracking trees without cgroups.
+struct ProcessTable {
+    var parents: [pid_t: pid_t]
+
+    static func snapshot() -> ProcessTable {
+        var parents: [pid_t: pid_t] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            // "pid (comm) state ppid …": comm may hold spaces and parentheses.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, let parent = pid_t(fields[1]) else { continue }
+            if fields[0] == "Z" { continue }
+            parents[pid] = parent
+        }
+        return ProcessTable(parents: parents)
+    }
+
+    /// `root` and its live descendants, and every live process whose environment holds `marker`.
+    func members(descendingFrom root: pid_t, marker: String) -> [pid_t] {
+        var members: Set<pid_t> = []
+        for pid in parents.keys {
+            var current = pid
+            var depth = 0
+            while current > 1, depth < 4096 {
+                if current == root {
+                    members.insert(pid)
+                    break
+                }
+                current = parents[current] ?? 0
+                depth += 1
+            }
+        }
+        let needle = Array(marker.utf8) + [0]
+        for pid in parents.keys where !members.contains(pid) {
+            guard let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+            let bytes = [0] + [UInt8](environment)
+            if bytes.firstRange(of: [0] + needle) != nil { members.insert(pid) }
+        }
+        return members.sorted()
+    }
+}

@@ -1,0 +1,257 @@
+import Foundation
+public import Logging
+public import ServiceLifecycle
+public import SupervisorConfig
+public import SupervisorCore
+public import SupervisorStore
+import Synchronization
+
+/// Takes jobs from the store and runs each attempt (SPEC sections 5–8): up to
+/// `runner.concurrency` at once, woken at once by a submit in this process, by a timer at
+/// the next `runAt`, and once a second for jobs submitted by other processes.
+///
+/// While attempts run it renews their leases every third of `runner.lease`, looks for
+/// cancel requests every half second, and kills an attempt whose lease it could not renew
+/// for two thirds of its length. On graceful shutdown it stops claiming, lets attempts
+/// finish for `runner.shutdown_grace`, then interrupts them: back to pending, not spent.
+public actor Runner: Service {
+    public let worker: WorkerIdentity
+    private let store: any JobStore
+    private let configuration: SupervisorConfiguration
+    private let clock: any WallClock
+    private let logger: Logger
+    public nonisolated let events: JobEvents
+    private let context: Attempt.Context
+
+    private var running: [JobID: Attempt] = [:]
+    private var endWaiters: [JobID: [CheckedContinuation<Void, Never>]] = [:]
+    private var lastRenewal = ContinuousClock.now
+    private nonisolated let draining = Atomic<Bool>(false)
+    private nonisolated let wakeups: AsyncStream<Void>
+    private nonisolated let wakeup: AsyncStream<Void>.Continuation
+    /// One element per attempt that ended, for the drain to count down.
+    private nonisolated let endings: AsyncStream<Void>
+    private nonisolated let ending: AsyncStream<Void>.Continuation
+
+    public init(
+        store: any JobStore, configuration: SupervisorConfiguration, worker: WorkerIdentity, launcher: String,
+        clock: any WallClock = SystemWallClock(), events: JobEvents = JobEvents(), logger: Logger
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.worker = worker
+        self.clock = clock
+        self.events = events
+        self.logger = logger
+        context = Attempt.Context(
+            settings: configuration.runner, workerID: worker.id, launcher: launcher,
+            ports: DebugPortPool(range: configuration.runner.portRange), cgroups: AttemptCgroups.detect(),
+            supervisorPath: ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
+        (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (endings, ending) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// How attempts are tracked on this host: a cgroup per attempt, or the process table.
+    public nonisolated var tracksWithCgroups: Bool { context.cgroups != nil }
+
+    /// Looks for claimable jobs now (a submit in this process calls it).
+    public nonisolated func wake() {
+        wakeup.yield()
+    }
+
+    /// Kills the job's attempt if it runs here, and returns once its ending is stored.
+    /// False when the job does not run in this process.
+    public func cancel(_ id: JobID) async -> Bool {
+        guard let attempt = running[id] else { return false }
+        attempt.stop(.cancelled)
+        await withCheckedContinuation { endWaiters[id, default: []].append($0) }
+        return true
+    }
+
+    public func run() async throws {
+        logger.info(
+            "runner started",
+            metadata: [
+                "worker": "\(worker.id)", "concurrency": "\(configuration.runner.concurrency)",
+                "tracking": "\(tracksWithCgroups ? "cgroup v2" : "process table")",
+            ])
+        await recoverExpiredLeases()
+        let upkeep = Task { await keepUp() }
+        await withDiscardingTaskGroup { group in
+            await withGracefulShutdownHandler {
+                wake()
+                for await _ in wakeups {
+                    if draining.load(ordering: .relaxed) { break }
+                    await claimAndStart(in: &group)
+                }
+            } onGracefulShutdown: { [self] in
+                draining.store(true, ordering: .relaxed)
+                wakeup.yield()
+            }
+            await drain()
+        }
+        upkeep.cancel()
+        if let cgroups = context.cgroups { cgroups.remove(cgroups.parent) }
+        logger.info("runner stopped", metadata: ["worker": "\(worker.id)"])
+    }
+
+    private func claimAndStart(in group: inout DiscardingTaskGroup) async {
+        let free = configuration.runner.concurrency - running.count
+        guard free > 0 else { return }
+        let jobs: [Job]
+        do {
+            jobs = try await store.claim(
+                limit: free, worker: worker, leaseDuration: configuration.runner.lease, now: clock.now())
+        } catch {
+            logger.error("cannot claim jobs", metadata: ["error": "\(error)"])
+            return
+        }
+        for job in jobs {
+            let lease = AttemptLease(claimed: job, by: worker)
+            guard let type = configuration.jobTypes[job.type] else {
+                let message = "job type \(job.type) is not configured on worker \(worker.id)"
+                await record(
+                    lease, AttemptEnding(verdict: .failed(.failPermanent, message: message), outcome: .failPermanent))
+                continue
+            }
+            let attempt = Attempt(job: job, type: type, lease: lease, context: context)
+            running[job.id] = attempt
+            events.publish(.status(job))
+            group.addTask { await self.execute(attempt) }
+        }
+    }
+
+    private func execute(_ attempt: Attempt) async {
+        let job = attempt.job
+        let lease = attempt.lease
+        logger.info("attempt started", metadata: ["job": "\(job.id)", "type": "\(job.type)", "attempt": "\(lease.attempt)"])
+        let (report, progress) = await attempt.run { [store, clock, events] progress in
+            _ = try? await store.recordProgress(progress, for: lease, now: clock.now())
+            events.publish(.progress(job.id, owner: job.owner, progress))
+        }
+        let verdict = report.verdict(
+            attempt: lease.attempt, maxAttempts: job.maxAttempts, permanentExitCodes: attempt.type.permanentExitCodes)
+        let (outcome, _) = report.outcome(permanentExitCodes: attempt.type.permanentExitCodes)
+        var ending = AttemptEnding(verdict: verdict, outcome: outcome, progress: progress)
+        switch report.termination {
+        case .exited(let code): ending.exitCode = Int(code)
+        case .signaled(let signal): ending.signal = Int(signal)
+        }
+        if case .retry = verdict {
+            var random = SystemRandomNumberGenerator()
+            let delay = attempt.type.backoff.delay(afterAttempt: lease.attempt, using: &random)
+            ending.retryAt = clock.now().addingTimeInterval(Double(delay.milliseconds) / 1000).truncatedToMilliseconds
+        }
+        await record(lease, ending)
+        logger.info(
+            "attempt ended",
+            metadata: ["job": "\(job.id)", "attempt": "\(lease.attempt)", "outcome": "\(outcome.rawValue)"])
+        attemptEnded(job.id)
+    }
+
+    /// Stores an ending, retrying while the store is unreachable; a fenced ending is
+    /// dropped (the lease was lost and the job belongs to someone else now).
+    private func record(_ lease: AttemptLease, _ ending: AttemptEnding) async {
+        for retry in 0..<8 {
+            do {
+                switch try await store.finish(lease, ending, now: clock.now()) {
+                case .recorded(let job): events.publish(.status(job))
+                case .fenced: logger.warning("attempt ending dropped: the lease was lost", metadata: ["job": "\(lease)"])
+                }
+                return
+            } catch {
+                logger.error("cannot store an attempt's ending", metadata: ["job": "\(lease)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(100 << retry))
+            }
+        }
+    }
+
+    private func attemptEnded(_ id: JobID) {
+        running[id] = nil
+        for waiter in endWaiters.removeValue(forKey: id) ?? [] { waiter.resume() }
+        ending.yield()
+        wake()
+    }
+
+    /// On shutdown: attempts may finish within `shutdown_grace`; the rest are interrupted.
+    private func drain() async {
+        guard !running.isEmpty else { return }
+        logger.notice("draining", metadata: ["running": "\(running.count)", "grace": "\(configuration.runner.shutdownGrace)"])
+        let deadline = ContinuousClock.now + configuration.runner.shutdownGrace
+        await withTaskGroup(of: Void.self) { race in
+            race.addTask { [self] in
+                // Iteration ends when the race is over: cancellation finishes the stream's wait.
+                for await _ in endings where await running.isEmpty { return }
+            }
+            race.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            await race.next()
+            race.cancelAll()
+        }
+        for attempt in running.values { attempt.stop(.interrupted) }
+    }
+
+    private func recoverExpiredLeases() async {
+        do {
+            let requeued = try await store.requeueExpiredLeases(now: clock.now())
+            if !requeued.isEmpty {
+                logger.notice("jobs whose lease expired went back to the queue", metadata: ["jobs": "\(requeued)"])
+            }
+        } catch {
+            logger.error("cannot requeue jobs with expired leases", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Lease renewals, cancel requests and timed wake-ups, until cancelled.
+    private func keepUp() async {
+        let renewEvery = configuration.runner.lease / 3
+        var nextRenewal = ContinuousClock.now + renewEvery
+        while !Task.isCancelled {
+            let now = ContinuousClock.now
+            if now >= nextRenewal {
+                await renewLeases()
+                nextRenewal = now + renewEvery
+            }
+            await forwardCancelRequests()
+            // Claimable jobs are looked for once a second at most, for jobs that other
+            // processes submit (a submit in this process wakes the runner at once), and
+            // at the `runAt` of the next scheduled job.
+            var pause: Duration = running.isEmpty ? .seconds(1) : .milliseconds(500)
+            if !draining.load(ordering: .relaxed) && running.count < configuration.runner.concurrency {
+                wake()
+                if let next = try? await store.nextRunAt(after: clock.now()) {
+                    let untilDue = Duration.milliseconds(next.millisecondsSince1970 - clock.now().millisecondsSince1970)
+                    pause = max(.milliseconds(1), min(pause, untilDue))
+                }
+            }
+            try? await Task.sleep(for: pause)
+        }
+    }
+
+    private func renewLeases() async {
+        let leases = running.values.map(\.lease)
+        guard !leases.isEmpty else {
+            lastRenewal = .now
+            return
+        }
+        do {
+            let lost = try await store.renewLeases(leases, duration: configuration.runner.lease, now: clock.now())
+            lastRenewal = .now
+            for lease in lost {
+                logger.warning("lease lost; killing the attempt", metadata: ["job": "\(lease)"])
+                running[lease.jobID]?.stop(.leaseExpired)
+            }
+        } catch {
+            logger.error("cannot renew leases", metadata: ["error": "\(error)"])
+            // Past two thirds of the lease another worker may claim the job soon: stop first.
+            if ContinuousClock.now - lastRenewal > configuration.runner.lease * 2 / 3 {
+                for attempt in running.values { attempt.stop(.leaseExpired) }
+            }
+        }
+    }
+
+    private func forwardCancelRequests() async {
+        let leases = running.values.map(\.lease)
+        guard !leases.isEmpty, let requested = try? await store.cancelRequests(among: leases) else { return }
+        for lease in requested { running[lease.jobID]?.stop(.cancelled) }
+    }
+}

@@ -1,0 +1,4 @@
+# Leaves what the job was given where the test can read it.
+env > "$SUPERVISOR_ARTIFACTS_DIR/env.txt"
+cat > "$SUPERVISOR_ARTIFACTS_DIR/stdin.json"
+pwd > "$SUPERVISOR_ARTIFACTS_DIR/cwd.txt"

@@ -1,0 +1,2 @@
+echo "attempt $SUPERVISOR_ATTEMPT failing"
+exit 3

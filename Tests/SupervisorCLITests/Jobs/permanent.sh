@@ -1,0 +1,2 @@
+echo "::fail permanent Item not found"
+exit 1

@@ -1,0 +1,436 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SupervisorCore
+import SupervisorSQLite
+import SupervisorStore
+import Testing
+
+/// A daemon whose job types are the scripts in `Jobs/`, and the calls the runner tests make.
+struct RunnerHarness {
+    static let jobs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Jobs")
+
+    let setup: DaemonSetup
+    let daemon: Daemon
+
+    static func start(runner: String = "", environment: [String: String] = [:]) async throws -> RunnerHarness {
+        func type(_ name: String, _ extra: String = "") -> String {
+            "[job_types.\(name)]\ncommand = [\"/bin/sh\", \"\(jobs.appendingPathComponent("\(name).sh").path)\"]\n\(extra)\n"
+        }
+        let setup = try DaemonSetup(
+            runner: """
+                concurrency = 4
+                work_root = "./data/work"
+                artifacts_root = "./data/artifacts"
+                kill_grace = "300ms"
+                max_log_bytes = "16K"
+                \(runner)
+                """,
+            extraConfig: """
+                \(type("progress"))
+                \(type("environment", "env = { LANG = \"C.UTF-8\" }"))
+                \(type("hold"))
+                \(type("escape", "timeout = \"1s\""))
+                [job_types.linger]
+                command = ["/bin/sh", "\(jobs.appendingPathComponent("escape.sh").path)"]
+                \(type("fail", "backoff = \"200ms\"\nbackoff_max = \"1s\"\nmax_attempts = 3"))
+                \(type("permanent"))
+                \(type("chatty"))
+                \(type("bigresult"))
+                \(type("flood"))
+                """)
+        let daemon = try await Daemon.start(config: setup.config, environment: environment)
+        return RunnerHarness(setup: setup, daemon: daemon)
+    }
+
+    var workRoot: URL { setup.directory.appendingPathComponent("data/work") }
+
+    func artifacts(_ id: String) -> URL {
+        setup.directory.appendingPathComponent("data/artifacts/\(id)/artifacts")
+    }
+
+    /// A fresh gate file path for a job to wait on; `open(_:)` creates it.
+    func gate() -> String {
+        setup.directory.appendingPathComponent("gate-\(UUID().uuidString)").path
+    }
+
+    func open(_ gate: String) {
+        FileManager.default.createFile(atPath: gate, contents: nil)
+    }
+
+    func submit(_ type: String, payload: JSONValue = .null) async throws -> String {
+        let answer = try await request(.POST, "/api/jobs", body: ["type": .string(type), "payload": payload])
+        #expect(answer.status == 202)
+        guard case .string(let id)? = answer.document["jobId"] else { throw HarnessFailure("no job id in \(answer.document)") }
+        return id
+    }
+
+    func job(_ id: String) async throws -> JSONValue {
+        try await request(.GET, "/api/jobs/\(id)").document
+    }
+
+    func request(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil) async throws -> (status: UInt, document: JSONValue, text: String) {
+        var request = HTTPClientRequest(url: daemon.baseURL + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body.serialized()))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        let data = Data(bytes.readableBytesView)
+        return (response.status.code, (try? JSONValue(parsing: data)) ?? .null, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Waits for the daemon to log that the job's attempt ended, then reads the job.
+    func ended(_ id: String, attempt: Int = 1) async throws -> JSONValue {
+        let line = await daemon.log.first { $0["message"] == "attempt ended" && $0["job"] == id && $0["attempt"] == "\(attempt)" }
+        guard line != nil else { throw HarnessFailure("the daemon ended before attempt \(attempt) of \(id) did") }
+        return try await job(id)
+    }
+
+    /// Polls the job until `condition` holds: the API has no event stream yet to await.
+    func poll(_ id: String, until condition: (JSONValue) -> Bool) async throws -> JSONValue {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let document = try await request(.GET, "/api/jobs/\(id)/status").document
+            if condition(document) { return document }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw HarnessFailure("job \(id) never reached the expected state")
+    }
+
+    func waitUntilRunning(_ id: String) async throws {
+        _ = try await poll(id) { $0["progress"]?["percent"] != nil && $0["progress"] != .null }
+    }
+
+    /// The attempt directories left under `work_root`.
+    func leftoverWorkDirectories() throws -> [String] {
+        let workers = (try? FileManager.default.contentsOfDirectory(atPath: workRoot.path)) ?? []
+        return try workers.flatMap { worker in
+            try FileManager.default.contentsOfDirectory(atPath: workRoot.appendingPathComponent(worker).path)
+        }
+    }
+
+    func stop() async {
+        daemon.signal(SIGTERM)
+        _ = await daemon.waitForExit()
+    }
+}
+
+struct HarnessFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Whether a process with this pid still exists (zombies included).
+func processExists(_ pid: pid_t) -> Bool {
+    kill(pid, 0) == 0 || errno == EPERM
+}
+
+func pid(in file: URL) throws -> pid_t {
+    let text = try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard let pid = pid_t(text) else { throw HarnessFailure("no pid in \(file.path)") }
+    return pid
+}
+
+@Suite("the runner", .serialized)
+struct RunnerTests {
+    @Test("progress shows on /status while the job runs; the result and last progress stay")
+    func progressAndResult() async throws {
+        let harness = try await RunnerHarness.start()
+        let gate = harness.gate()
+        let id = try await harness.submit("progress", payload: .string(gate))
+        let running = try await harness.poll(id) { $0["progress"] != .null && $0["progress"] != nil }
+        #expect(running["status"] == "running")
+        #expect(running["progress"]?["percent"] == 50)
+        #expect(running["progress"]?["message"] == "half way")
+        #expect(running["attempt"] == 1)
+        harness.open(gate)
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "completed")
+        #expect(job["result"] == ["done": true])
+        #expect(job["progress"]?["percent"] == 50, "a completed job keeps its last progress")
+        #expect(job["attempts"]?[0]?["exitCode"] == 0)
+        #expect(job["attempts"]?[0]?["outcome"] == "completed")
+        #expect(try await harness.request(.GET, "/api/jobs/\(id)/result").document == ["done": true])
+        #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    @Test("the job gets exactly the environment of SPEC section 6, the payload on stdin, and its work dir as cwd")
+    func environmentAndPayload() async throws {
+        let harness = try await RunnerHarness.start(environment: [
+            "SUPERVISOR_TOKEN": "must-not-leak", "SUPERVISOR_DATABASE_URL": "", "SOME_DAEMON_SECRET": "must-not-leak",
+        ])
+        let payload: JSONValue = ["url": "https://example.com", "n": 3]
+        let id = try await harness.submit("environment", payload: payload)
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "completed")
+        let files = harness.artifacts(id)
+        let lines = try String(contentsOf: files.appendingPathComponent("env.txt"), encoding: .utf8).split(separator: "\n")
+        var environment: [String: String] = [:]
+        for line in lines {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            environment[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        let expected: Set<String> = [
+            "SUPERVISOR_JOB_ID", "SUPERVISOR_JOB_TYPE", "SUPERVISOR_ATTEMPT", "SUPERVISOR_WORK_DIR",
+            "SUPERVISOR_USER_DATA_DIR", "SUPERVISOR_DEBUG_PORT", "SUPERVISOR_ARTIFACTS_DIR", "SUPERVISOR_PAYLOAD_FILE",
+            "HOME", "TMPDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR",
+            "PATH", "LANG",
+            // Added by the shell itself.
+            "PWD",
+        ]
+        #expect(Set(environment.keys) == expected)
+        #expect(environment["SUPERVISOR_JOB_ID"] == id)
+        #expect(environment["SUPERVISOR_JOB_TYPE"] == "environment")
+        #expect(environment["SUPERVISOR_ATTEMPT"] == "1")
+        #expect(environment["LANG"] == "C.UTF-8")
+        #expect(environment["PATH"] == ProcessInfo.processInfo.environment["PATH"])
+        let workDir = try #require(environment["SUPERVISOR_WORK_DIR"])
+        #expect(environment["HOME"] == workDir + "/home")
+        #expect(environment["TMPDIR"] == workDir + "/tmp")
+        #expect(environment["SUPERVISOR_USER_DATA_DIR"] == workDir + "/user-data")
+        #expect(workDir.hasPrefix(harness.workRoot.path))
+        let stdin = try Data(contentsOf: files.appendingPathComponent("stdin.json"))
+        #expect(try JSONValue(parsing: stdin) == payload)
+        let cwd = try String(contentsOf: files.appendingPathComponent("cwd.txt"), encoding: .utf8)
+        #expect(cwd.trimmingCharacters(in: .newlines) == workDir)
+        #expect(!FileManager.default.fileExists(atPath: workDir), "the work dir is removed after the attempt")
+        await harness.stop()
+    }
+
+    @Test("four attempts at once get distinct ports and directories")
+    func fourConcurrentAttempts() async throws {
+        let harness = try await RunnerHarness.start()
+        let gate = harness.gate()
+        var ids: [String] = []
+        for _ in 0..<4 { ids.append(try await harness.submit("hold", payload: .string(gate))) }
+        for id in ids { try await harness.waitUntilRunning(id) }
+        let seen = try ids.map { id in
+            try String(contentsOf: harness.artifacts(id).appendingPathComponent("seen.txt"), encoding: .utf8)
+                .split(separator: " ").map(String.init)
+        }
+        #expect(Set(seen.map { $0[0] }).count == 4, "ports: \(seen.map { $0[0] })")
+        #expect(Set(seen.map { $0[1] }).count == 4)
+        #expect(Set(seen.map { $0[2] }).count == 4)
+        #expect(try harness.leftoverWorkDirectories().count == 4)
+        harness.open(gate)
+        for id in ids { #expect(try await harness.ended(id)["status"] == "completed") }
+        #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    @Test("a timeout kills a setsid grandchild and a child that ignores SIGTERM, and removes the work dir")
+    func timeoutKillsTheTree() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("escape")
+        let job = try await harness.ended(id)
+        #expect(job["attempts"]?[0]?["outcome"] == "timeout")
+        #expect(job["status"] == "pending", "a timeout is retried while attempts remain")
+        #expect(job["error"]?["class"] == "timeout")
+        let files = harness.artifacts(id)
+        for name in ["setsid.pid", "stubborn.pid"] {
+            let pid = try pid(in: files.appendingPathComponent(name))
+            #expect(!processExists(pid), "\(name): \(pid) outlived the attempt")
+        }
+        #expect(try harness.leftoverWorkDirectories().filter { $0.hasPrefix("\(id)-1") }.isEmpty)
+        _ = try await harness.request(.POST, "/api/jobs/\(id)/cancel")
+        await harness.stop()
+    }
+
+    @Test("a cancel kills the whole tree at once and ends cancelled, never retried")
+    func cancelKillsTheTree() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("linger")
+        try await harness.waitUntilRunning(id)
+        let answer = try await harness.request(.POST, "/api/jobs/\(id)/cancel")
+        #expect(answer.status == 200)
+        #expect(answer.document["status"] == "cancelled")
+        let job = try await harness.job(id)
+        #expect(job["status"] == "cancelled")
+        #expect(job["attempts"]?[0]?["outcome"] == "cancelled")
+        #expect(job["attempts"]?[0]?["signal"] == 9)
+        let files = harness.artifacts(id)
+        for name in ["setsid.pid", "stubborn.pid"] {
+            let pid = try pid(in: files.appendingPathComponent(name))
+            #expect(!processExists(pid), "\(name): \(pid) outlived the cancel")
+        }
+        #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    @Test("failures are retried with a growing backoff, then the job fails with the last exit status")
+    func retriesWithBackoff() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("fail")
+        let job = try await harness.ended(id, attempt: 3)
+        #expect(job["status"] == "failed")
+        #expect(job["error"]?["class"] == "exit_code")
+        guard case .array(let attempts)? = job["attempts"] else {
+            Issue.record("no attempts in \(job)")
+            return
+        }
+        #expect(attempts.count == 3)
+        #expect(attempts.allSatisfy { $0["exitCode"] == 3 && $0["outcome"] == "exit_code" })
+        func time(_ value: JSONValue?) throws -> Date {
+            let format = ISO8601DateFormatter()
+            format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            guard case .string(let text)? = value, let date = format.date(from: text) else {
+                throw HarnessFailure("not a timestamp: \(String(describing: value))")
+            }
+            return date
+        }
+        let firstWait = try time(attempts[1]["startedAt"]).timeIntervalSince(try time(attempts[0]["finishedAt"]))
+        let secondWait = try time(attempts[2]["startedAt"]).timeIntervalSince(try time(attempts[1]["finishedAt"]))
+        // backoff 200ms, then 400ms, each ±10%.
+        #expect(firstWait >= 0.18, "first wait \(firstWait)")
+        #expect(secondWait >= 0.36, "second wait \(secondWait)")
+        #expect(secondWait > firstWait)
+        #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    @Test("::fail permanent fails the job at once, without retry")
+    func permanentFailure() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("permanent")
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "failed")
+        #expect(job["error"] == ["message": "Item not found", "class": "fail_permanent"])
+        #expect(job["attempts"]?.arrayCount == 1)
+        await harness.stop()
+    }
+
+    @Test("malformed markers and stderr are kept as log lines; the log keeps its head and tail under max_log_bytes")
+    func logsAndCap() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("chatty")
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "completed")
+        #expect(job["progress"] == .null, "no valid marker, no progress")
+        let logs = try await harness.request(.GET, "/api/jobs/\(id)/logs")
+        #expect(logs.status == 200)
+        // stdout and stderr are two pipes: their lines keep their order within each stream only.
+        let lines = logs.text.split(separator: "\n").map(String.init)
+        #expect(Array(lines.filter { $0 != "to stderr" }.prefix(4)) == ["::progress abc", "::unknown thing", "::progress 150", "line 1 of the flood"])
+        #expect(lines.prefix(5).contains("to stderr"))
+        #expect(lines.last == "line 20000 of the flood")
+        #expect(lines.contains { $0.contains("bytes of log left out here") })
+        #expect(logs.text.utf8.count <= 16 * 1024 + 200)
+        let cli = try await SupervisorBinary.run(["logs", id, "--url", harness.daemon.baseURL])
+        #expect(cli.status == 0)
+        #expect(cli.stdout == logs.text)
+        await harness.stop()
+    }
+
+    @Test("a ::result over 1 MiB fails the job as result_too_large")
+    func resultTooLarge() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("bigresult")
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "failed")
+        #expect(job["error"]?["class"] == "result_too_large")
+        #expect(job["result"] == .null)
+        await harness.stop()
+    }
+
+    @Test("a flood of a million progress markers completes with the last one")
+    func markerFlood() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("flood")
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "completed")
+        #expect(job["progress"] == ["percent": 100, "current": 1_000_000, "total": 1_000_000])
+        await harness.stop()
+    }
+
+    @Test("supervisor worker runs the jobs an API-only serve accepts, through the shared store")
+    func separateWorker() async throws {
+        let setup = try DaemonSetup(runner: "concurrency = 0\nartifacts_root = \"./data/artifacts\"")
+        let daemon = try await Daemon.start(config: setup.config)
+        let workerConfig = setup.directory.appendingPathComponent("worker.toml")
+        try """
+            [store]
+            url = "sqlite://./data/jobs.sqlite"
+            [log]
+            format = "json"
+            [runner]
+            concurrency = 1
+            work_root = "./data/work"
+            artifacts_root = "./data/artifacts"
+            [job_types.echo]
+            command = ["/bin/cat"]
+            """.write(to: workerConfig, atomically: true, encoding: .utf8)
+        let worker = Process()
+        worker.executableURL = SupervisorBinary.url
+        worker.arguments = ["worker", "--config", workerConfig.path]
+        worker.standardError = FileHandle.nullDevice
+        worker.standardOutput = FileHandle.nullDevice
+        async let workerStatus = SupervisorBinary.runToExit(worker)
+
+        let harness = RunnerHarness(setup: setup, daemon: daemon)
+        let id = try await harness.submit("echo", payload: ["n": 7])
+        let done = try await harness.poll(id) { $0["status"] == "completed" }
+        #expect(done["attempt"] == 1)
+        let logs = try await harness.request(.GET, "/api/jobs/\(id)/logs")
+        #expect(logs.text == "{\"n\":7}\n", "the worker's log of /bin/cat echoing its stdin payload")
+        worker.terminate()
+        #expect(try await workerStatus == 0)
+        await harness.stop()
+
+        let refused = try await SupervisorBinary.run(["worker", "--config", setup.config.path])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("runner.concurrency is 0"))
+    }
+
+    @Test("SIGTERM: an attempt that ends within shutdown_grace completes")
+    func drainLetsAttemptsFinish() async throws {
+        let harness = try await RunnerHarness.start(runner: "shutdown_grace = \"30s\"")
+        let gate = harness.gate()
+        let id = try await harness.submit("hold", payload: .string(gate))
+        try await harness.waitUntilRunning(id)
+        harness.daemon.signal(SIGTERM)
+        _ = await harness.daemon.log.first { $0["message"] == "draining" }
+        harness.open(gate)
+        let ended = await harness.daemon.waitForExit()
+        #expect(ended.status == 0)
+        let store = try SQLiteJobStore(path: harness.setup.directory.appendingPathComponent("data/jobs.sqlite").path)
+        let jobID = try #require(JobID(id))
+        let job = try #require(try await store.job(id: jobID, owner: nil))
+        try await store.close()
+        #expect(job.status == .completed)
+    }
+
+    @Test("SIGTERM: an attempt still running after shutdown_grace is interrupted, back to pending, not spent")
+    func drainInterrupts() async throws {
+        let harness = try await RunnerHarness.start(runner: "shutdown_grace = \"200ms\"")
+        let id = try await harness.submit("linger")
+        try await harness.waitUntilRunning(id)
+        harness.daemon.signal(SIGTERM)
+        let ended = await harness.daemon.waitForExit()
+        #expect(ended.status == 0)
+        let store = try SQLiteJobStore(path: harness.setup.directory.appendingPathComponent("data/jobs.sqlite").path)
+        let jobID = try #require(JobID(id))
+        let job = try #require(try await store.job(id: jobID, owner: nil))
+        try await store.close()
+        #expect(job.status == .pending)
+        #expect(job.attempt == 1)
+        #expect(job.maxAttempts == 4, "the interrupted attempt is not spent")
+        #expect(job.attempts.first?.outcome == .interrupted)
+        for name in ["setsid.pid", "stubborn.pid"] {
+            let pid = try pid(in: harness.artifacts(id).appendingPathComponent(name))
+            #expect(!processExists(pid), "\(name): \(pid) outlived the shutdown")
+        }
+        #expect(try harness.leftoverWorkDirectories().isEmpty)
+    }
+}
+
+extension JSONValue {
+    var arrayCount: Int? {
+        if case .array(let elements) = self { return elements.count }
+        return nil
+    }
+}
