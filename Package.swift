@@ -92,7 +92,7 @@ let package = Package(
             dependencies: ["SupervisorSQLite", "JobStoreContract"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "SupervisorConfigTests", dependencies: ["SupervisorConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "SupervisorConfigTests", dependencies: ["SupervisorConfig", "SupervisorCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SupervisorHTTPTests",
             dependencies: [

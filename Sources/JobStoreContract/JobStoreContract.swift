@@ -42,6 +42,8 @@ public struct JobStoreContract: Sendable {
         case leaseRenewalAndExpiry
         case cancelRequestReachesWorker
         case nextRunAtWakesForScheduledJobs
+        case startWithinExpiresUnstartedJobs
+        case secretsErasedWhenJobEnds
 
         public var testDescription: String { rawValue }
 

@@ -33,6 +33,8 @@ struct StoreScenarios {
         case .leaseRenewalAndExpiry: try await leaseRenewalAndExpiry()
         case .cancelRequestReachesWorker: try await cancelRequestReachesWorker()
         case .nextRunAtWakesForScheduledJobs: try await nextRunAtWakes()
+        case .startWithinExpiresUnstartedJobs: try await startWithinExpires()
+        case .secretsErasedWhenJobEnds: try await secretsErased()
         }
     }
 
@@ -517,6 +519,43 @@ struct StoreScenarios {
         _ = try await accept(submission(priority: .high, runAt: soon, at: start))
         #expect(try await store.nextRunAt(after: start) == soon)
         #expect(try await store.nextRunAt(after: soon) == start.addingTimeInterval(90))
+    }
+
+    func startWithinExpires() async throws {
+        var late = submission(at: start)
+        late.startBy = start.addingTimeInterval(10)
+        var inTime = submission(at: start)
+        inTime.startBy = start.addingTimeInterval(60)
+        let lateJob = try await accept(late)
+        let inTimeJob = try await accept(inTime)
+        #expect(lateJob.startBy == start.addingTimeInterval(10))
+        // At 30 s the first is past its start_by: it is never claimed, it fails as expired.
+        let claimed = try await store.claim(limit: 5, worker: worker, leaseDuration: .seconds(30), now: start.addingTimeInterval(30))
+        #expect(claimed.map(\.id) == [inTimeJob.id])
+        let expired = try #require(try await store.job(id: lateJob.id, owner: nil))
+        #expect(expired.status == .failed)
+        #expect(expired.error?.errorClass == .expired)
+        #expect(expired.attempt == 0)
+        #expect(expired.finishedAt == start.addingTimeInterval(30))
+    }
+
+    func secretsErased() async throws {
+        var secret = submission(at: start)
+        secret.secrets = ["apiKey": "s3cr3t"]
+        var cancelledSecret = submission(at: start)
+        cancelledSecret.secrets = ["apiKey": "other"]
+        _ = try await accept(secret)
+        let pending = try await accept(cancelledSecret)
+        let (running, lease) = try await claimOne(now: start)
+        #expect(running.secrets == ["apiKey": "s3cr3t"], "the runner reads them at claim")
+        let done = AttemptEnding(verdict: .completed(result: nil), outcome: .completed, exitCode: 0)
+        guard case .recorded(let finished) = try await store.finish(lease, done, now: start) else {
+            Issue.record("not recorded")
+            return
+        }
+        #expect(finished.secrets == nil, "erased when the job ends")
+        _ = try await store.cancel(id: pending.id, owner: nil, now: start)
+        #expect(try await store.job(id: pending.id, owner: nil)?.secrets == nil)
     }
 }
 

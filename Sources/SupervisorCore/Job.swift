@@ -20,6 +20,11 @@ public struct Job: Sendable, Equatable {
     public var timeoutSeconds: Int?
     public var tags: [String: String]
     public var idempotencyKey: String?
+    /// A job not started by then fails as `expired`.
+    public var startBy: Date?
+    /// Only for the runner (`SUPERVISOR_SECRETS_FILE`); never in an API answer, and nil
+    /// once the job has ended (the store erases them).
+    public var secrets: JSONValue?
     public var result: JSONValue?
     public var error: JobError?
     public var cancelRequested: Bool
@@ -30,7 +35,8 @@ public struct Job: Sendable, Equatable {
         id: JobID, owner: String, type: String, status: JobStatus, priority: JobPriority, payload: JSONValue,
         runAt: Date, createdAt: Date, updatedAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
         attempt: Int = 0, maxAttempts: Int, timeoutSeconds: Int? = nil, tags: [String: String] = [:],
-        idempotencyKey: String? = nil, result: JSONValue? = nil, error: JobError? = nil,
+        idempotencyKey: String? = nil, startBy: Date? = nil, secrets: JSONValue? = nil, result: JSONValue? = nil,
+        error: JobError? = nil,
         cancelRequested: Bool = false, progress: JobProgress? = nil, attempts: [AttemptRecord] = []
     ) {
         self.id = id
@@ -49,6 +55,8 @@ public struct Job: Sendable, Equatable {
         self.timeoutSeconds = timeoutSeconds
         self.tags = tags
         self.idempotencyKey = idempotencyKey
+        self.startBy = startBy
+        self.secrets = secrets
         self.result = result
         self.error = error
         self.cancelRequested = cancelRequested

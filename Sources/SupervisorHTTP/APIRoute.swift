@@ -39,7 +39,7 @@ public struct APIRoute: Sendable, Hashable, CustomStringConvertible {
         .init(method: .post, path: "/api/jobs/{id}/retry", isImplemented: true),
         .init(method: .get, path: "/api/jobs/{id}/events", isImplemented: false),
         .init(method: .get, path: "/api/jobs/{id}/logs", isImplemented: true),
-        .init(method: .get, path: "/api/jobs/{id}/artifacts/{name}", isImplemented: false),
+        .init(method: .get, path: "/api/jobs/{id}/artifacts/{name}", isImplemented: true),
         .init(method: .get, path: "/api/events", isImplemented: false),
         .init(method: .get, path: "/api/queue", isImplemented: true),
         .init(method: .get, path: "/api/workers", isImplemented: false),

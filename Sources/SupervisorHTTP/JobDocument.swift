@@ -1,5 +1,6 @@
 import Foundation
 import SupervisorCore
+import SupervisorRunner
 
 /// The JSON documents the API answers with for a job (SPEC section 4).
 struct JobDocument {
@@ -24,7 +25,7 @@ struct JobDocument {
     }
 
     /// Everything: `GET /api/jobs/{id}`; never the secrets.
-    func full(_ job: Job, queuePosition: Int?) -> JSONValue {
+    func full(_ job: Job, queuePosition: Int?, artifacts: [JobFiles.Artifact]) -> JSONValue {
         var document = status(job, queuePosition: queuePosition)
         document["owner"] = .string(job.owner)
         document["priority"] = .int(Int64(job.priority.rawValue))
@@ -41,7 +42,12 @@ struct JobDocument {
             document["durationMs"] = .null
         }
         document["attempts"] = .array(job.attempts.map(Self.attempt))
-        document["artifacts"] = .array([])
+        document["artifacts"] = .array(artifacts.map { artifact in
+            [
+                "name": .string(artifact.name), "size": .int(artifact.size),
+                "url": .string(urls.artifact(job.id, name: artifact.name)),
+            ]
+        })
         return .object(document)
     }
 
@@ -86,4 +92,7 @@ struct JobURLs {
     func status(_ id: JobID) -> String { job(id) + "/status" }
     func result(_ id: JobID) -> String { job(id) + "/result" }
     func events(_ id: JobID) -> String { job(id) + "/events" }
+    func artifact(_ id: JobID, name: String) -> String {
+        job(id) + "/artifacts/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name)
+    }
 }

@@ -48,7 +48,8 @@ struct JobRoutes: Sendable {
             priority: submit.priority, runAt: submit.runAt(submittedAt: now), createdAt: now,
             maxAttempts: submit.maxAttempts ?? submit.jobType.maxAttempts,
             timeoutSeconds: submit.timeoutSeconds ?? Int(submit.jobType.timeout.components.seconds),
-            tags: submit.tags, idempotencyKey: idempotencyKey
+            tags: submit.tags, idempotencyKey: idempotencyKey,
+            startBy: submit.startWithinSeconds.map { now.addingTimeInterval(Double($0)) }, secrets: submit.secrets
         )
         let limits = QueueLimits(
             maxPending: api.configuration.limits.maxPending,
@@ -75,7 +76,7 @@ struct JobRoutes: Sendable {
     @Sendable func show(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
         let job = try await visibleJob(context)
         let position = try await api.store.queuePosition(of: job, now: api.clock.now())
-        return JSONResponse.make(api.documents.full(job, queuePosition: position))
+        return JSONResponse.make(api.documents.full(job, queuePosition: position, artifacts: artifacts(of: job)))
     }
 
     @Sendable func status(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
@@ -120,10 +121,43 @@ struct JobRoutes: Sendable {
     /// Every attempt's captured output, as text.
     @Sendable func logs(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
         let job = try await visibleJob(context)
-        let files = JobFiles(artifactsRoot: api.configuration.runner.artifactsRoot, job: job.id)
         return Response(
             status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: files.combinedLogs(attempts: job.attempt))))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: files(of: job).combinedLogs(attempts: job.attempt))))
+    }
+
+    /// A file the job left in its artifacts directory, by plain name only.
+    @Sendable func artifact(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
+        let job = try await visibleJob(context)
+        let name = context.parameters.get("name") ?? ""
+        guard let (descriptor, size) = files(of: job).openArtifact(named: name) else {
+            throw APIError(.notFound, code: "artifact_not_found", message: "job \(job.id) has no artifact named \(name)")
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/octet-stream", .contentLength: String(size)],
+            body: ResponseBody(contentLength: Int(size)) { writer in
+                defer { close(descriptor) }
+                var buffer = ByteBufferAllocator().buffer(capacity: 64 << 10)
+                while true {
+                    buffer.clear()
+                    let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 64 << 10) { raw in
+                        max(0, read(descriptor, raw.baseAddress, raw.count))
+                    }
+                    if count == 0 { break }
+                    try await writer.write(buffer)
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    private func files(of job: Job) -> JobFiles {
+        JobFiles(artifactsRoot: api.configuration.runner.artifactsRoot, job: job.id)
+    }
+
+    /// Only jobs that have run can have left files.
+    private func artifacts(of job: Job) -> [JobFiles.Artifact] {
+        job.attempt > 0 ? files(of: job).artifactList() : []
     }
 
     @Sendable func retry(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
@@ -182,7 +216,8 @@ struct JobRoutes: Sendable {
         let now = api.clock.now()
         var jobs: [JSONValue] = []
         for job in page.jobs {
-            jobs.append(api.documents.full(job, queuePosition: try await api.store.queuePosition(of: job, now: now)))
+            let position = try await api.store.queuePosition(of: job, now: now)
+            jobs.append(api.documents.full(job, queuePosition: position, artifacts: artifacts(of: job)))
         }
         return JSONResponse.make([
             "jobs": .array(jobs),

@@ -23,6 +23,8 @@ struct SubmitRequest {
     var maxAttempts: Int?
     var timeoutSeconds: Int?
     var tags: [String: String]
+    var startWithinSeconds: Int?
+    var secrets: JSONValue?
 
     init(_ body: JSONValue, jobTypes: [String: JobTypeSettings]) throws {
         guard case .object(let fields) = body else {
@@ -31,9 +33,7 @@ struct SubmitRequest {
         if let unknown = fields.keys.filter({ !Self.knownFields.contains($0) }).sorted().first {
             throw APIError(.unprocessableContent, code: "unknown_field", message: "\(unknown): unknown field")
         }
-        for field in ["startWithinSeconds", "secrets", "webhookUrl"] where fields[field] != nil {
-            throw APIError.notSupportedYet("the field \(field)")
-        }
+        if fields["webhookUrl"] != nil { throw APIError.notSupportedYet("the field webhookUrl") }
 
         guard let typeValue = fields["type"] else { throw APIError.invalidField("type", "is required") }
         guard case .string(let typeName) = typeValue else { throw APIError.invalidField("type", "must be a string") }
@@ -73,6 +73,14 @@ struct SubmitRequest {
         maxAttempts = try Self.integer(fields["maxAttempts"], field: "maxAttempts", in: 1...100)
         timeoutSeconds = try Self.integer(fields["timeoutSeconds"], field: "timeoutSeconds", in: 1...Self.maxTimeoutSeconds)
         tags = try Self.tags(fields["tags"])
+        startWithinSeconds = try Self.integer(
+            fields["startWithinSeconds"], field: "startWithinSeconds", in: 1...Int(Self.maxDelaySeconds))
+        switch fields["secrets"] {
+        case nil, .null?: secrets = nil
+        case .object(let members)? where !members.isEmpty: secrets = .object(members)
+        case .object?: secrets = nil
+        default: throw APIError.invalidField("secrets", "must be an object")
+        }
     }
 
     /// When the job becomes claimable, given the time of submission.

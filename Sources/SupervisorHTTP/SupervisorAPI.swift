@@ -50,6 +50,7 @@ public struct SupervisorAPI: Sendable {
             case (.post, "/api/jobs/{id}/cancel"): authenticated.post(path, use: jobs.cancel)
             case (.post, "/api/jobs/{id}/retry"): authenticated.post(path, use: jobs.retry)
             case (.get, "/api/jobs/{id}/logs"): authenticated.get(path, use: jobs.logs)
+            case (.get, "/api/jobs/{id}/artifacts/{name}"): authenticated.get(path, use: jobs.artifact)
             case (.get, "/api/queue"): authenticated.get(path, use: queue)
             case (.get, "/healthz"): router.get(path) { _, _ in JSONResponse.make(["status": "ok"]) }
             case (.get, "/readyz"): router.get(path, use: ready)

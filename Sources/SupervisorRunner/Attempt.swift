@@ -122,9 +122,18 @@ public final class Attempt: Sendable {
             atPath: payloadFile.path, contents: Data(job.payload.serializedString().utf8),
             attributes: [.posixPermissions: 0o600])
         else { throw POSIXError(.EIO) }
+        var secretsFile: URL?
+        if let secrets = job.secrets {
+            let file = work.root.appendingPathComponent("secrets.json")
+            guard FileManager.default.createFile(
+                atPath: file.path, contents: Data(secrets.serializedString().utf8),
+                attributes: [.posixPermissions: 0o600])
+            else { throw POSIXError(.EIO) }
+            secretsFile = file
+        }
         let environment = AttemptEnvironment(
             jobID: job.id, jobType: job.type, attempt: lease.attempt, workDirectory: work,
-            artifactsDirectory: files.artifacts, payloadFile: payloadFile, debugPort: port,
+            artifactsDirectory: files.artifacts, payloadFile: payloadFile, secretsFile: secretsFile, debugPort: port,
             typeEnvironment: type.environment, supervisorPath: context.supervisorPath)
 
         let stdin = try Descriptors.open(payloadFile.path)

@@ -7,7 +7,7 @@ enum JobRow {
     static let columns = """
         id, owner, type, status, priority, payload, run_at, created_at, updated_at, started_at, finished_at,
         attempt, max_attempts, timeout_seconds, tags, idempotency_key, result, error_message, error_class,
-        cancel_requested, progress
+        cancel_requested, progress, start_by, secrets
         """
 
     /// A submission with its JSON columns already serialised, so that work happens on the
@@ -16,10 +16,12 @@ enum JobRow {
         let submission: JobSubmission
         let payload: String
         let tags: String
+        let secrets: String?
 
         init(_ submission: JobSubmission) {
             self.submission = submission
             payload = submission.payload.serializedString()
+            secrets = submission.secrets?.serializedString()
             tags = JSONValue.object(submission.tags.mapValues(JSONValue.string)).serializedString()
         }
     }
@@ -29,8 +31,8 @@ enum JobRow {
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO jobs (id, owner, type, status, priority, payload, run_at, created_at, updated_at,
-                    max_attempts, attempt_budget, timeout_seconds, tags, idempotency_key)
-                VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    max_attempts, attempt_budget, timeout_seconds, tags, idempotency_key, start_by, secrets)
+                VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         )
         try statement.execute(arguments: [
@@ -38,7 +40,7 @@ enum JobRow {
             encoded.payload, submission.runAt.millisecondsSince1970,
             submission.createdAt.millisecondsSince1970, submission.createdAt.millisecondsSince1970,
             submission.maxAttempts, submission.maxAttempts, submission.timeoutSeconds, encoded.tags,
-            submission.idempotencyKey,
+            submission.idempotencyKey, submission.startBy?.millisecondsSince1970, encoded.secrets,
         ])
     }
 
@@ -108,6 +110,8 @@ enum JobRow {
         let progressText: String? = row["progress"]
         let errorMessage: String? = row["error_message"]
         let errorClass: String? = row["error_class"]
+        let startBy: Int64? = row["start_by"]
+        let secretsText: String? = row["secrets"]
         var tags: [String: String] = [:]
         if case .object(let members) = try JSONValue(parsing: Data((row["tags"] as String).utf8)) {
             for case (let key, .string(let value)) in members { tags[key] = value }
@@ -121,7 +125,8 @@ enum JobRow {
             startedAt: startedAt.map(Date.init(millisecondsSince1970:)),
             finishedAt: finishedAt.map(Date.init(millisecondsSince1970:)),
             attempt: row["attempt"], maxAttempts: row["max_attempts"], timeoutSeconds: row["timeout_seconds"],
-            tags: tags, idempotencyKey: row["idempotency_key"],
+            tags: tags, idempotencyKey: row["idempotency_key"], startBy: startBy.map(Date.init(millisecondsSince1970:)),
+            secrets: try secretsText.map { try JSONValue(parsing: Data($0.utf8)) },
             result: try resultText.map { try JSONValue(parsing: Data($0.utf8)) },
             error: errorMessage.map {
                 JobError(message: $0, errorClass: errorClass.flatMap(AttemptOutcome.init(rawValue:)) ?? .exitCode)

@@ -81,7 +81,7 @@ extension SQLiteJobStore {
                 try db.execute(
                     sql: """
                         UPDATE jobs SET status = 'completed', result = ?, finished_at = ?, error_message = NULL,
-                            error_class = NULL, \(common) WHERE id = ?
+                            error_class = NULL, secrets = NULL, \(common) WHERE id = ?
                         """,
                     arguments: [result.map { $0.serializedString() }, millis, millis, progress, id]
                 )
@@ -98,7 +98,7 @@ extension SQLiteJobStore {
                 try db.execute(
                     sql: """
                         UPDATE jobs SET status = 'failed', finished_at = ?, error_message = ?, error_class = ?,
-                            \(common) WHERE id = ?
+                            secrets = NULL, \(common) WHERE id = ?
                         """,
                     arguments: [millis, message, outcome.rawValue, millis, progress, id]
                 )
@@ -106,7 +106,7 @@ extension SQLiteJobStore {
                 try db.execute(
                     sql: """
                         UPDATE jobs SET status = 'cancelled', finished_at = ?, error_message = 'cancelled by request',
-                            error_class = 'cancelled', \(common) WHERE id = ?
+                            error_class = 'cancelled', secrets = NULL, \(common) WHERE id = ?
                         """,
                     arguments: [millis, millis, progress, id]
                 )
@@ -153,12 +153,13 @@ extension SQLiteJobStore {
                 let message = status == "cancelled" ? "cancelled by request" : "its worker stopped renewing the lease"
                 try db.execute(
                     sql: """
-                        UPDATE jobs SET status = ?, run_at = ?, updated_at = ?,
-                            finished_at = CASE WHEN ? = 'pending' THEN NULL ELSE ? END,
-                            error_message = ?, error_class = ?, lease_owner = NULL, lease_expires_at = NULL
-                        WHERE id = ?
+                        UPDATE jobs SET status = ?3, run_at = ?2, updated_at = ?2,
+                            finished_at = CASE WHEN ?3 = 'pending' THEN NULL ELSE ?2 END,
+                            secrets = CASE WHEN ?3 = 'pending' THEN secrets ELSE NULL END,
+                            error_message = ?4, error_class = ?5, lease_owner = NULL, lease_expires_at = NULL
+                        WHERE id = ?1
                         """,
-                    arguments: [status, millis, millis, status, millis, message, errorClass, id]
+                    arguments: [id, millis, status, message, errorClass]
                 )
             }
             return rows.compactMap { JobID($0["id"] as String) }

@@ -108,7 +108,7 @@ public final class SQLiteJobStore: JobStore {
             case .pending:
                 try db.execute(
                     sql: """
-                        UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?,
+                        UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?, secrets = NULL,
                             error_message = 'cancelled by request', error_class = 'cancelled' WHERE id = ?
                         """,
                     arguments: [millis, millis, id.rawValue]
@@ -151,6 +151,15 @@ public final class SQLiteJobStore: JobStore {
         let millis = now.millisecondsSince1970
         let leaseExpiry = millis + leaseDuration.milliseconds
         return try await writeImmediate { db in
+            // A job not started by its start_by never will be.
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, secrets = NULL,
+                        error_message = 'not started within its startWithinSeconds', error_class = 'expired'
+                    WHERE status = 'pending' AND start_by IS NOT NULL AND start_by < ?1
+                    """,
+                arguments: [millis]
+            )
             let ids = try String.fetchAll(
                 db,
                 sql: """

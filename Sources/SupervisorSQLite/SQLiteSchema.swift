@@ -71,6 +71,12 @@ enum SQLiteSchema {
             UPDATE job_counts SET n = n - 1 WHERE owner = OLD.owner AND status = OLD.status AND priority = OLD.priority;
         END;
         """,
+        // 2: `startWithinSeconds` and `secrets` (erased when the job ends).
+        """
+        ALTER TABLE jobs ADD COLUMN start_by INTEGER;
+        ALTER TABLE jobs ADD COLUMN secrets TEXT;
+        CREATE INDEX jobs_start_by ON jobs(start_by) WHERE status = 'pending' AND start_by IS NOT NULL;
+        """,
     ]
 
     static var latestVersion: Int { migrations.count }

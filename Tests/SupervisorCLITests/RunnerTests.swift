@@ -39,6 +39,8 @@ struct RunnerHarness {
                 \(type("chatty"))
                 \(type("bigresult"))
                 \(type("flood"))
+                \(type("artifacts"))
+                \(type("secrets"))
                 """)
         let daemon = try await Daemon.start(config: setup.config, environment: environment)
         return RunnerHarness(setup: setup, daemon: daemon)
@@ -59,8 +61,9 @@ struct RunnerHarness {
         FileManager.default.createFile(atPath: gate, contents: nil)
     }
 
-    func submit(_ type: String, payload: JSONValue = .null) async throws -> String {
-        let answer = try await request(.POST, "/api/jobs", body: ["type": .string(type), "payload": payload])
+    func submit(_ type: String, payload: JSONValue = .null, extra: [String: JSONValue] = [:]) async throws -> String {
+        let body = JSONValue.object(["type": .string(type), "payload": payload].merging(extra) { $1 })
+        let answer = try await request(.POST, "/api/jobs", body: body)
         #expect(answer.status == 202)
         guard case .string(let id)? = answer.document["jobId"] else { throw HarnessFailure("no job id in \(answer.document)") }
         return id
@@ -323,6 +326,57 @@ struct RunnerTests {
         let cli = try await SupervisorBinary.run(["logs", id, "--url", harness.daemon.baseURL])
         #expect(cli.status == 0)
         #expect(cli.stdout == logs.text)
+        await harness.stop()
+    }
+
+    @Test("artifacts are listed with size and URL and served by plain name; links, directories and paths are 404")
+    func artifacts() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("artifacts")
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "completed")
+        #expect(job["artifacts"] == [["name": "report.txt", "size": 6, "url": .string("/api/jobs/\(id)/artifacts/report.txt")]])
+        let download = try await harness.request(.GET, "/api/jobs/\(id)/artifacts/report.txt")
+        #expect(download.status == 200)
+        #expect(download.text == "hello\n")
+        for name in ["link", "sub", "missing", "%2E%2E", "..%2Fartifacts%2Freport.txt", "sub%2Finner.txt", "%2Fetc%2Fpasswd"] {
+            let answer = try await harness.request(.GET, "/api/jobs/\(id)/artifacts/\(name)")
+            #expect(answer.status == 404, "\(name): \(answer.status)")
+            #expect(!answer.text.contains("root:"), "\(name) leaked a file outside the artifacts")
+        }
+        await harness.stop()
+    }
+
+    @Test("secrets reach the job only as a 0600 file, are never answered, and are gone from the store when it ends")
+    func secrets() async throws {
+        let harness = try await RunnerHarness.start()
+        let secrets: JSONValue = ["apiKey": "s3cr3t-value"]
+        let id = try await harness.submit("secrets", extra: ["secrets": secrets])
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "completed")
+        #expect(job["secrets"] == nil)
+        let files = harness.artifacts(id)
+        #expect(try String(contentsOf: files.appendingPathComponent("mode.txt"), encoding: .utf8) == "600\n")
+        #expect(try JSONValue(parsing: Data(contentsOf: files.appendingPathComponent("secrets.json"))) == secrets)
+        let logs = try await harness.request(.GET, "/api/jobs/\(id)/logs")
+        #expect(!logs.text.contains("s3cr3t-value"))
+        await harness.stop()
+        let store = try SQLiteJobStore(path: harness.setup.directory.appendingPathComponent("data/jobs.sqlite").path)
+        let jobID = try #require(JobID(id))
+        let stored = try #require(try await store.job(id: jobID, owner: nil))
+        try await store.close()
+        #expect(stored.secrets == nil)
+    }
+
+    @Test("a job not started within startWithinSeconds fails as expired")
+    func expires() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("permanent", extra: ["delaySeconds": 3, "startWithinSeconds": 1])
+        let job = try await harness.poll(id) { $0["status"] != "pending" }
+        #expect(job["status"] == "failed")
+        #expect(job["attempt"] == 0)
+        let full = try await harness.job(id)
+        #expect(full["error"]?["class"] == "expired")
         await harness.stop()
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import SupervisorConfig
+import SupervisorCore
 import Testing
 
 @Suite("configuration")
@@ -35,6 +36,30 @@ struct ConfigurationTests {
         #expect(configuration.log == LogSettings(format: .text, level: .info))
         #expect(configuration.jobTypes.isEmpty)
         #expect(configuration.baseDirectory == empty)
+        let runner = configuration.runner
+        #expect(runner.concurrency == 2)
+        #expect(runner.workRoot == empty.appendingPathComponent("supervisor-data/work"))
+        #expect(runner.artifactsRoot == empty.appendingPathComponent("supervisor-data/artifacts"))
+        #expect(runner.portRange == 9300...9499)
+        #expect(runner.killGrace == .seconds(10))
+        #expect(runner.lease == .seconds(30))
+        #expect(runner.maxLogBytes == 10 << 20)
+        #expect(runner.shutdownGrace == .seconds(30))
+    }
+
+    @Test("the example config the README starts the daemon with is valid and sets the runner keys")
+    func exampleConfig() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("supervisor.example.toml")
+        let configuration = try ConfigurationLoader.load(explicitPath: example.path, environment: [:])
+        #expect(configuration.runner.workRoot.path.hasSuffix("/supervisor-data/work"))
+        let countdown = try #require(configuration.jobTypes["countdown"])
+        #expect(countdown.idleTimeout == .seconds(30))
+        #expect(countdown.backoff.base == .seconds(5))
+        #expect(countdown.backoff.maximum == .seconds(60))
+        #expect(countdown.permanentExitCodes == [2])
+        #expect(countdown.environment == ["LANG": "C.UTF-8"])
+        #expect(configuration.jobTypes["hello"]?.command.last?.hasSuffix("scripts/jobs/hello.sh") == true)
     }
 
     @Test("a full config of every supported key")

@@ -123,9 +123,9 @@ struct ErrorStatusTests {
         (#"{"type": "echo", "tags": {"k": 1}}"#, "invalid_field"),
         (#"{"type": "echo", "tags": ["x"]}"#, "invalid_field"),
         (#"{"type": "echo", "colour": "red"}"#, "unknown_field"),
-        (#"{"type": "echo", "secrets": {"k": "v"}}"#, "not_supported"),
+        (#"{"type": "echo", "secrets": "hunter2"}"#, "invalid_field"),
         (#"{"type": "echo", "webhookUrl": "https://x"}"#, "not_supported"),
-        (#"{"type": "echo", "startWithinSeconds": 30}"#, "not_supported"),
+        (#"{"type": "echo", "startWithinSeconds": 0}"#, "invalid_field"),
     ])
     func unprocessable(_ body: String, _ code: String) async throws {
         try await APITestHarness().run { api, _ in

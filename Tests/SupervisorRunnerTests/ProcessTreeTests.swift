@@ -1,0 +1,125 @@
+import Foundation
+import SupervisorCore
+import SupervisorRunner
+import Testing
+
+/// A process tree started from a test: `/bin/sh -c SCRIPT` (through `supervisor-launch`
+/// when given launcher options), with SUPERVISOR_JOB_ID set, reporting "ready" on stdout.
+struct SpawnedTree {
+    static let launcher = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(".build/debug/supervisor-launch").path
+
+    let pid: pid_t
+    let jobID: JobID
+
+    static func start(script: String, jobID: JobID, launcherOptions: [String]? = nil) async throws -> SpawnedTree {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw POSIXError(.EIO) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
+        posix_spawn_file_actions_addclose(&actions, ends[0])
+        let program = launcherOptions == nil ? "/bin/sh" : launcher
+        let arguments = (launcherOptions.map { [launcher] + $0 + ["--", "/bin/sh"] } ?? ["/bin/sh"]) + ["-c", script]
+        let argv = arguments.map { strdup($0) } + [nil]
+        let variables: [String] = ["PATH=/usr/bin:/bin", "SUPERVISOR_JOB_ID=\(jobID.rawValue)"]
+        let envp = variables.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
+        close(ends[1])
+        guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO) }
+        let reader = ends[0]
+        let ready = await Task.detached { () -> Bool in
+            defer { close(reader) }
+            var byte: UInt8 = 0
+            var line: [UInt8] = []
+            while read(reader, &byte, 1) == 1 {
+                if byte == UInt8(ascii: "\n") { return line == Array("ready".utf8) }
+                line.append(byte)
+            }
+            return false
+        }.value
+        guard ready else { throw POSIXError(.EIO) }
+        return SpawnedTree(pid: pid, jobID: jobID)
+    }
+
+    /// Collects the exit of the tree's root (the test process is its parent).
+    func reapRoot() async {
+        let root = pid
+        await Task.detached {
+            var status: Int32 = 0
+            while waitpid(root, &status, 0) < 0 && errno == EINTR {}
+        }.value
+    }
+}
+
+/// Waits for a condition the kernel makes true shortly (a killed tree emptying).
+func eventually(_ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+@Suite("process trees")
+struct ProcessTreeTests {
+    static let ids = UUIDv7Generator()
+
+    @Test("without cgroups: descendants and processes carrying the job's marker are found and killed, nothing else")
+    func processTable() async throws {
+        let id = Self.ids.next(at: Date())
+        let bystander = try await SpawnedTree.start(script: "echo ready; exec sleep 100", jobID: Self.ids.next(at: Date()))
+        // A child, and a grandchild that leaves the session and clears its environment but
+        // one variable: only the marker can find it once it is reparented.
+        let tree = try await SpawnedTree.start(
+            script: """
+                sleep 100 &
+                setsid sh -c 'exec env -i SUPERVISOR_JOB_ID=$SUPERVISOR_JOB_ID sleep 100' </dev/null >/dev/null 2>&1 &
+                sleep 0.2; echo ready; wait
+                """,
+            jobID: id)
+        let tracked = AttemptProcessTree(tracking: .processTable, jobID: id, root: tree.pid)
+        let members = tracked.members()
+        #expect(members.contains(tree.pid))
+        #expect(members.count >= 3, "\(members)")
+        #expect(!members.contains(bystander.pid))
+
+        tracked.signalAll(SIGKILL)
+        await tree.reapRoot()
+        #expect(await eventually { tracked.isEmpty }, "left: \(tracked.members())")
+        #expect(kill(bystander.pid, 0) == 0, "a process of another job is left alone")
+        kill(bystander.pid, SIGKILL)
+        await bystander.reapRoot()
+    }
+
+    @Test(
+        "with cgroup v2: the launcher joins the attempt's cgroup, which lists and kills the whole tree",
+        .enabled(if: AttemptCgroups.detect() != nil, "needs a writable cgroup v2 hierarchy; the process-table test covers the fallback")
+    )
+    func cgroup() async throws {
+        let cgroups = try #require(AttemptCgroups.detect())
+        let id = Self.ids.next(at: Date())
+        let path = try #require(cgroups.make(name: "\(id.rawValue)-1"))
+        defer {
+            cgroups.remove(path)
+            cgroups.remove(cgroups.parent)
+        }
+        let tree = try await SpawnedTree.start(
+            script: "setsid sleep 100 </dev/null >/dev/null 2>&1 & sleep 100 & echo ready; wait",
+            jobID: id, launcherOptions: ["--cgroup", path])
+        let tracked = AttemptProcessTree(tracking: .cgroup(path: path), jobID: id, root: tree.pid)
+        let members = tracked.members()
+        #expect(members.count == 3, "\(members)")
+        #expect(members.contains(tree.pid))
+        #expect(!tracked.isEmpty)
+        tracked.signalAll(SIGKILL)
+        await tree.reapRoot()
+        #expect(await eventually { tracked.isEmpty })
+        #expect(tracked.members().isEmpty)
+    }
+}

@@ -1,0 +1,188 @@
+"""Runner benchmarks, each beside its baseline in the same run (scripts/bench runner).
+
+  launch      enqueue -> the job's first instruction, against a raw spawn of the same script
+  throughput  /bin/true jobs end to end at concurrency 4, against `xargs -P4` fork+exec
+  flood       a job printing 1M progress markers, against the same command piped into cat
+
+Usage: runner.py BINARY WORKDIR [launch|throughput|flood|all]
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BINARY, WORK = sys.argv[1], sys.argv[2]
+WHICH = sys.argv[3] if len(sys.argv) > 3 else "all"
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOUCH = os.path.join(HERE, "jobs", "touch-fifo.sh")
+FLOOD = os.path.join(HERE, "..", "Tests", "SupervisorCLITests", "Jobs", "flood.sh")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    def __init__(self, concurrency):
+        self.dir = tempfile.mkdtemp(dir=WORK)
+        self.port = free_port()
+        with open(os.path.join(self.dir, "supervisor.toml"), "w") as f:
+            f.write(f"""
+[server]
+listen = "127.0.0.1:{self.port}"
+[store]
+url = "sqlite://./jobs.sqlite"
+[runner]
+concurrency = {concurrency}
+[limits]
+max_pending = 100000000
+max_pending_per_owner = 100000000
+[log]
+level = "warning"
+[job_types.touch]
+command = ["/bin/sh", "{TOUCH}"]
+[job_types.true]
+command = ["/bin/true"]
+[job_types.flood]
+command = ["/bin/sh", "{FLOOD}"]
+timeout = "10m"
+""")
+        self.log = open(os.path.join(self.dir, "daemon.log"), "w")
+        self.process = subprocess.Popen([BINARY, "serve", "--config", "supervisor.toml"], cwd=self.dir,
+                                        stderr=self.log, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                self.get("/healthz")
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("the daemon did not start; see " + self.log.name)
+
+    def request(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def submit(self, job_type, payload=None):
+        return self.request("POST", "/api/jobs", {"type": job_type, "payload": payload})["jobId"]
+
+    def wait_finished(self, job_id):
+        while True:
+            job = self.get(f"/api/jobs/{job_id}")
+            if job["status"] in ("completed", "failed", "cancelled"):
+                return job
+            time.sleep(0.01)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def time_fifo(start_job):
+    """Seconds from start_job() being called to the job opening a fresh FIFO for writing."""
+    fifo = os.path.join(WORK, f"fifo-{time.monotonic_ns()}")
+    os.mkfifo(fifo)
+    begin = time.perf_counter()
+    start_job(fifo)
+    with open(fifo) as f:  # returns when the job opened it for writing: its first step
+        elapsed = time.perf_counter() - begin
+        f.read()
+    os.unlink(fifo)
+    return elapsed
+
+
+def launch(samples=200):
+    daemon = Daemon(concurrency=1)
+    try:
+        payload_file = os.path.join(WORK, "payload.json")
+
+        def raw(fifo):
+            with open(payload_file, "w") as f:
+                json.dump(fifo, f)
+            env = {"PATH": os.environ["PATH"], "SUPERVISOR_PAYLOAD_FILE": payload_file}
+            process = subprocess.Popen(["/bin/sh", TOUCH], env=env, stdin=subprocess.DEVNULL)
+            raw.processes.append(process)
+        raw.processes = []
+
+        supervised, spawned = [], []
+        for index in range(samples + 10):
+            # Interleaved, so both see the same machine.
+            s = time_fifo(lambda fifo: daemon.submit("touch", fifo))
+            r = time_fifo(raw)
+            if index >= 10:
+                supervised.append(s * 1000)
+                spawned.append(r * 1000)
+        for process in raw.processes:
+            process.wait()
+        p50s, p50r = statistics.median(supervised), statistics.median(spawned)
+        print(f"launch: enqueue -> first instruction p50 {p50s:.2f} ms (p90 {quantile(supervised, 0.9):.2f}), "
+              f"raw spawn p50 {p50r:.2f} ms (p90 {quantile(spawned, 0.9):.2f}); "
+              f"overhead {p50s - p50r:.2f} ms over raw, {samples} samples each")
+    finally:
+        daemon.stop()
+
+
+def throughput(jobs=2000):
+    begin = time.perf_counter()
+    subprocess.run(f"seq {jobs} | xargs -P4 -n1 /bin/true", shell=True, check=True)
+    raw_rate = jobs / (time.perf_counter() - begin)
+
+    daemon = Daemon(concurrency=4)
+    try:
+        begin = time.perf_counter()
+        for _ in range(jobs):
+            daemon.submit("true")
+        while daemon.get("/api/queue")["completed"] < jobs:
+            time.sleep(0.02)
+        rate = jobs / (time.perf_counter() - begin)
+        failed = daemon.get("/api/queue")["failed"]
+    finally:
+        daemon.stop()
+    print(f"throughput: {rate:.0f} /bin/true jobs/s end to end at concurrency 4 ({failed} failed), "
+          f"raw xargs -P4 fork+exec {raw_rate:.0f}/s; ratio {rate / raw_rate:.2f}x")
+
+
+def flood():
+    begin = time.perf_counter()
+    subprocess.run(f"/bin/sh {FLOOD} | cat > /dev/null", shell=True, check=True)
+    raw = time.perf_counter() - begin
+
+    daemon = Daemon(concurrency=1)
+    try:
+        job = daemon.wait_finished(daemon.submit("flood"))
+    finally:
+        daemon.stop()
+    attempt = job["attempts"][-1]
+    from datetime import datetime
+    started = datetime.fromisoformat(attempt["startedAt"].replace("Z", "+00:00"))
+    finished = datetime.fromisoformat(attempt["finishedAt"].replace("Z", "+00:00"))
+    supervised = (finished - started).total_seconds()
+    print(f"flood: 1M markers under the runner {supervised:.2f} s (status {job['status']}, last progress "
+          f"{job['progress']}), piped into cat {raw:.2f} s; ratio {supervised / raw:.2f}x")
+
+
+def quantile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+if WHICH in ("launch", "all"):
+    launch()
+if WHICH in ("throughput", "all"):
+    throughput()
+if WHICH in ("flood", "all"):
+    flood()
