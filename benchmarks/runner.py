@@ -16,7 +16,7 @@ import tempfile
 import time
 import urllib.request
 
-BINARY, WORK = sys.argv[1], sys.argv[2]
+BINARY, WORK = os.path.abspath(sys.argv[1]), sys.argv[2]
 WHICH = sys.argv[3] if len(sys.argv) > 3 else "all"
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOUCH = os.path.join(HERE, "jobs", "touch-fifo.sh")

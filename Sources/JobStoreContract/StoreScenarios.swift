@@ -508,6 +508,14 @@ struct StoreScenarios {
         _ = try await store.cancel(id: first.id, owner: "alice", now: start)
         #expect(try await store.cancelRequests(among: [firstLease, secondLease]) == [firstLease])
         #expect(try await store.cancelRequests(among: []).isEmpty)
+        // The attempt failed before the worker saw the request: the cancel wins, no retry.
+        let failed = AttemptEnding(verdict: .retry(.exitCode, message: "exited with status 1"), outcome: .exitCode, exitCode: 1)
+        guard case .recorded(let job) = try await store.finish(firstLease, failed, now: start) else {
+            Issue.record("not recorded")
+            return
+        }
+        #expect(job.status == .cancelled)
+        #expect(job.attempts.first?.outcome == .exitCode)
     }
 
     func nextRunAtWakes() async throws {

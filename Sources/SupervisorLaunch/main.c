@@ -91,10 +91,11 @@ static struct launch_plan parse_plan(int argc, char **argv) {
 
 // Every descriptor but stdin, stdout, stderr and the report fd is closed, so nothing of
 // the supervisor (its store, its sockets) leaks into the job.
+// It runs before RLIMIT_NOFILE is lowered, so the fallback loop reaches every descriptor.
 static void close_stray_descriptors(int keep) {
     if (keep < 0) {
         if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
-    } else if (syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0 &&
+    } else if ((keep == 3 || syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0) &&
                syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0) {
         return;
     }
@@ -128,6 +129,10 @@ static void carry_out(const struct launch_plan *plan) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("supervisor-launch: PR_SET_PDEATHSIG: %s", strerror(errno));
     if (getppid() != parent) fail("supervisor-launch: the supervisor exited during the launch");
 
+    close_stray_descriptors(plan->report_fd);
+    if (plan->report_fd >= 0 && fcntl(plan->report_fd, F_SETFD, FD_CLOEXEC) != 0)
+        fail("supervisor-launch: report fd %d: %s", plan->report_fd, strerror(errno));
+
     struct rlimit no_core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &no_core) != 0) fail("supervisor-launch: RLIMIT_CORE: %s", strerror(errno));
     if (plan->nofile > 0) {
@@ -144,10 +149,6 @@ static void carry_out(const struct launch_plan *plan) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (int number = 1; number < NSIG; number++)
         if (number != SIGKILL && number != SIGSTOP) signal(number, SIG_DFL);
-
-    close_stray_descriptors(plan->report_fd);
-    if (plan->report_fd >= 0 && fcntl(plan->report_fd, F_SETFD, FD_CLOEXEC) != 0)
-        fail("supervisor-launch: report fd %d: %s", plan->report_fd, strerror(errno));
 
     execvpe(plan->argv[0], plan->argv, environ);
     fail("supervisor-launch: cannot run %s: %s", plan->argv[0], strerror(errno));

@@ -45,6 +45,8 @@ public final class Attempt: Sendable {
         var stop: AttemptReport.Stop?
         var tree: AttemptProcessTree?
         var killer: Task<Void, Never>?
+        /// The job's main process has exited: its own ending stands whatever comes next.
+        var mainExited = false
         var finished = false
     }
 
@@ -62,17 +64,24 @@ public final class Attempt: Sendable {
         self.context = context
     }
 
-    /// Ends the attempt early. A cancel kills the tree at once; anything else sends
-    /// SIGTERM and SIGKILL after `kill_grace`. The first reason is kept, but a cancel
-    /// overrides it (a cancelled job is never retried).
+    /// Ends the attempt early. A cancel, or a lease this worker lost, kills the tree at
+    /// once; anything else sends SIGTERM and SIGKILL after `kill_grace`. The first reason
+    /// is kept, but a cancel overrides it (a cancelled job is never retried). Once the
+    /// main process has exited, the job's own ending stands and a stop only hastens the
+    /// end of what it left behind.
     public func stop(_ reason: AttemptReport.Stop) {
+        let immediately = reason == .cancelled || reason == .leaseExpired
         control.withLock { control in
             guard !control.finished else { return }
-            if control.stop != nil && reason != .cancelled { return }
-            control.stop = reason
+            if !control.mainExited {
+                if control.stop != nil && reason != .cancelled { return }
+                control.stop = reason
+            } else if !immediately {
+                return
+            }
             guard let tree = control.tree else { return }
             control.killer?.cancel()
-            control.killer = Self.terminate(tree, immediately: reason == .cancelled, grace: context.settings.killGrace)
+            control.killer = Self.terminate(tree, immediately: immediately, grace: context.settings.killGrace)
         }
     }
 
@@ -118,17 +127,11 @@ public final class Attempt: Sendable {
         progressInterval: Duration, onProgress: @escaping @Sendable (JobProgress) async -> Void
     ) async throws -> AttemptReport {
         let payloadFile = work.root.appendingPathComponent("payload.json")
-        guard FileManager.default.createFile(
-            atPath: payloadFile.path, contents: Data(job.payload.serializedString().utf8),
-            attributes: [.posixPermissions: 0o600])
-        else { throw POSIXError(.EIO) }
+        try Descriptors.writePrivateFile(payloadFile.path, job.payload.serialized())
         var secretsFile: URL?
         if let secrets = job.secrets {
             let file = work.root.appendingPathComponent("secrets.json")
-            guard FileManager.default.createFile(
-                atPath: file.path, contents: Data(secrets.serializedString().utf8),
-                attributes: [.posixPermissions: 0o600])
-            else { throw POSIXError(.EIO) }
+            try Descriptors.writePrivateFile(file.path, secrets.serialized())
             secretsFile = file
         }
         let environment = AttemptEnvironment(
@@ -139,8 +142,20 @@ public final class Attempt: Sendable {
         let stdin = try Descriptors.open(payloadFile.path)
         defer { close(stdin) }
         let stdout = try Descriptors.pipe()
-        let stderr = try Descriptors.pipe()
-        let report = try Descriptors.pipe()
+        let stderr: Descriptors.Pipe
+        let report: Descriptors.Pipe
+        do {
+            stderr = try Descriptors.pipe()
+            do {
+                report = try Descriptors.pipe()
+            } catch {
+                stderr.close()
+                throw error
+            }
+        } catch {
+            stdout.close()
+            throw error
+        }
         var arguments = ["--cwd", work.root.path, "--report-fd", "3", "--nofile", String(type.nofile)]
         if let cgroup { arguments += ["--cgroup", cgroup] }
         arguments += ["--"] + type.command
@@ -151,9 +166,7 @@ public final class Attempt: Sendable {
                     executable: context.launcher, arguments: arguments, environment: environment.variables,
                     stdin: stdin, stdout: stdout.write, stderr: stderr.write, report: report.write))
         } catch {
-            for descriptor in [stdout.read, stdout.write, stderr.read, stderr.write, report.read, report.write] {
-                close(descriptor)
-            }
+            for pipe in [stdout, stderr, report] { pipe.close() }
             throw error
         }
         for descriptor in [stdout.write, stderr.write, report.write] { close(descriptor) }
@@ -169,7 +182,8 @@ public final class Attempt: Sendable {
         control.withLock { control in
             control.tree = tree
             if let stop = control.stop {
-                control.killer = Self.terminate(tree, immediately: stop == .cancelled, grace: context.settings.killGrace)
+                control.killer = Self.terminate(
+                    tree, immediately: stop == .cancelled || stop == .leaseExpired, grace: context.settings.killGrace)
             }
         }
         let watchdogs = startWatchdogs()
@@ -183,19 +197,33 @@ public final class Attempt: Sendable {
         let termination = await ChildProcesses.shared.termination(of: pid)
         watchdogs.cancel()
         // The main process is gone; what it left behind ends too.
-        if !tree.isEmpty {
-            control.withLock { control in
-                if control.killer == nil {
-                    control.killer = Self.terminate(tree, immediately: false, grace: context.settings.killGrace)
-                }
+        control.withLock { control in
+            control.mainExited = true
+            if control.killer == nil && !tree.isEmpty {
+                control.killer = Self.terminate(tree, immediately: false, grace: context.settings.killGrace)
             }
         }
-        var streamsEnded = 0
-        for await _ in ends {
-            streamsEnded += 1
-            if streamsEnded == 2 { break }
-        }
         while !tree.isEmpty { try? await Task.sleep(for: .milliseconds(5)) }
+        // With the tree gone its pipes close; a process that left the tree (moved to
+        // another cgroup, say) could hold them open for ever, so the wait is bounded.
+        let drained = await withTaskGroup(of: Bool.self) { race in
+            race.addTask {
+                var streamsEnded = 0
+                for await _ in ends {
+                    streamsEnded += 1
+                    if streamsEnded == 2 { return true }
+                }
+                return false
+            }
+            race.addTask {
+                try? await Task.sleep(for: .seconds(2))
+                return false
+            }
+            let first = await race.next() ?? false
+            race.cancelAll()
+            return first
+        }
+        if !drained { log.append("supervisor: a process outside the attempt's tree still holds its output; stopped reading it") }
         let stop = control.withLock { control in
             control.finished = true
             control.killer?.cancel()
@@ -336,12 +364,44 @@ enum Descriptors {
     struct Pipe {
         let read: Int32
         let write: Int32
+
+        func close() {
+            Glibc.close(read)
+            Glibc.close(write)
+        }
     }
 
     static func pipe() throws -> Pipe {
         var ends: [Int32] = [0, 0]
         guard supervisor_pipe_cloexec(&ends) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        return Pipe(read: try high(ends[0]), write: try high(ends[1]))
+        let read: Int32
+        do {
+            read = try high(ends[0])
+        } catch {
+            Glibc.close(ends[1])
+            throw error
+        }
+        do {
+            return Pipe(read: read, write: try high(ends[1]))
+        } catch {
+            Glibc.close(read)
+            throw error
+        }
+    }
+
+    /// A new file only the supervisor's user can read, written without an fsync: it
+    /// lives as long as the attempt's directory.
+    static func writePrivateFile(_ path: String, _ bytes: Data) throws {
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { Glibc.close(descriptor) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, bytes.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            offset += written
+        }
     }
 
     static func open(_ path: String) throws -> Int32 {

@@ -23,8 +23,10 @@ public actor Runner: Service {
     public nonisolated let events: JobEvents
     private let context: Attempt.Context
 
-    private var running: [JobID: Attempt] = [:]
-    private var endWaiters: [JobID: [CheckedContinuation<Void, Never>]] = [:]
+    /// By lease, not by job: a job whose lease was lost may be claimed again here while
+    /// the lost attempt is still being killed.
+    private var running: [AttemptLease: Attempt] = [:]
+    private var endWaiters: [AttemptLease: [CheckedContinuation<Void, Never>]] = [:]
     private var lastRenewal = ContinuousClock.now
     private nonisolated let draining = Atomic<Bool>(false)
     private nonisolated let wakeups: AsyncStream<Void>
@@ -62,9 +64,12 @@ public actor Runner: Service {
     /// Kills the job's attempt if it runs here, and returns once its ending is stored.
     /// False when the job does not run in this process.
     public func cancel(_ id: JobID) async -> Bool {
-        guard let attempt = running[id] else { return false }
-        attempt.stop(.cancelled)
-        await withCheckedContinuation { endWaiters[id, default: []].append($0) }
+        let attempts = running.values.filter { $0.job.id == id }
+        guard !attempts.isEmpty else { return false }
+        for attempt in attempts {
+            attempt.stop(.cancelled)
+            await withCheckedContinuation { endWaiters[attempt.lease, default: []].append($0) }
+        }
         return true
     }
 
@@ -77,6 +82,7 @@ public actor Runner: Service {
             ])
         await recoverExpiredLeases()
         let upkeep = Task { await keepUp() }
+        let leaseWatch = Task { await watchLeases() }
         await withDiscardingTaskGroup { group in
             await withGracefulShutdownHandler {
                 wake()
@@ -91,6 +97,7 @@ public actor Runner: Service {
             await drain()
         }
         upkeep.cancel()
+        leaseWatch.cancel()
         if let cgroups = context.cgroups { cgroups.remove(cgroups.parent) }
         logger.info("runner stopped", metadata: ["worker": "\(worker.id)"])
     }
@@ -115,9 +122,17 @@ public actor Runner: Service {
                 continue
             }
             let attempt = Attempt(job: job, type: type, lease: lease, context: context)
-            running[job.id] = attempt
+            running[lease] = attempt
             events.publish(.status(job))
-            group.addTask { await self.execute(attempt) }
+            // An attempt always runs to its recorded ending: cancelling the runner (another
+            // service failed) interrupts it instead of abandoning its processes.
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await Task { await self.execute(attempt) }.value
+                } onCancel: {
+                    attempt.stop(.interrupted)
+                }
+            }
         }
     }
 
@@ -146,13 +161,17 @@ public actor Runner: Service {
         logger.info(
             "attempt ended",
             metadata: ["job": "\(job.id)", "attempt": "\(lease.attempt)", "outcome": "\(outcome.rawValue)"])
-        attemptEnded(job.id)
+        attemptEnded(lease)
     }
 
     /// Stores an ending, retrying while the store is unreachable; a fenced ending is
     /// dropped (the lease was lost and the job belongs to someone else now).
     private func record(_ lease: AttemptLease, _ ending: AttemptEnding) async {
-        for retry in 0..<8 {
+        // The lease is renewed while this retries; past its length the job is another
+        // worker's to recover anyway.
+        let giveUp = ContinuousClock.now + configuration.runner.lease
+        var retry = 0
+        while true {
             do {
                 switch try await store.finish(lease, ending, now: clock.now()) {
                 case .recorded(let job): events.publish(.status(job))
@@ -161,14 +180,16 @@ public actor Runner: Service {
                 return
             } catch {
                 logger.error("cannot store an attempt's ending", metadata: ["job": "\(lease)", "error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(100 << retry))
+                guard ContinuousClock.now < giveUp else { return }
+                try? await Task.sleep(for: .milliseconds(100 << min(retry, 5)))
+                retry += 1
             }
         }
     }
 
-    private func attemptEnded(_ id: JobID) {
-        running[id] = nil
-        for waiter in endWaiters.removeValue(forKey: id) ?? [] { waiter.resume() }
+    private func attemptEnded(_ lease: AttemptLease) {
+        running[lease] = nil
+        for waiter in endWaiters.removeValue(forKey: lease) ?? [] { waiter.resume() }
         ending.yield()
         wake()
     }
@@ -209,6 +230,7 @@ public actor Runner: Service {
             let now = ContinuousClock.now
             if now >= nextRenewal {
                 await renewLeases()
+                await recoverExpiredLeases()
                 nextRenewal = now + renewEvery
             }
             await forwardCancelRequests()
@@ -238,20 +260,28 @@ public actor Runner: Service {
             lastRenewal = .now
             for lease in lost {
                 logger.warning("lease lost; killing the attempt", metadata: ["job": "\(lease)"])
-                running[lease.jobID]?.stop(.leaseExpired)
+                running[lease]?.stop(.leaseExpired)
             }
         } catch {
             logger.error("cannot renew leases", metadata: ["error": "\(error)"])
-            // Past two thirds of the lease another worker may claim the job soon: stop first.
-            if ContinuousClock.now - lastRenewal > configuration.runner.lease * 2 / 3 {
-                for attempt in running.values { attempt.stop(.leaseExpired) }
-            }
+        }
+    }
+
+    /// Past two thirds of a lease it could not renew, another worker may soon claim the
+    /// job: the attempt is killed here first. Checked apart from the renewals, which may
+    /// hang on an unreachable store.
+    private func watchLeases() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.runner.lease / 10)
+            guard ContinuousClock.now - lastRenewal > configuration.runner.lease * 2 / 3, !running.isEmpty else { continue }
+            logger.error("leases not renewed for two thirds of their length; killing the attempts")
+            for attempt in running.values { attempt.stop(.leaseExpired) }
         }
     }
 
     private func forwardCancelRequests() async {
         let leases = running.values.map(\.lease)
         guard !leases.isEmpty, let requested = try? await store.cancelRequests(among: leases) else { return }
-        for lease in requested { running[lease.jobID]?.stop(.cancelled) }
+        for lease in requested { running[lease]?.stop(.cancelled) }
     }
 }

@@ -61,9 +61,15 @@ extension SQLiteJobStore {
         let millis = now.millisecondsSince1970
         let progress = ending.progress.map { $0.jsonValue.serializedString() }
         return try await writeImmediate { db in
-            let held = try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM jobs WHERE \(Self.fence)", arguments: Self.fenceArguments(lease)) ?? false
-            guard held else { return .fenced }
+            guard let cancelRequested = try Bool.fetchOne(
+                db, sql: "SELECT cancel_requested FROM jobs WHERE \(Self.fence)", arguments: Self.fenceArguments(lease))
+            else { return .fenced }
+            // A cancel asked while the attempt ran wins over running the job again.
+            var verdict = ending.verdict
+            switch verdict {
+            case .retry, .requeued: if cancelRequested { verdict = .cancelled }
+            case .completed, .failed, .cancelled: break
+            }
             try db.execute(
                 sql: """
                     UPDATE attempts SET finished_at = ?, exit_code = ?, signal = ?, outcome = ?, peak_memory_bytes = ?
@@ -76,7 +82,7 @@ extension SQLiteJobStore {
             )
             let common = "updated_at = ?, progress = COALESCE(?, progress), lease_owner = NULL, lease_expires_at = NULL"
             let id = lease.jobID.rawValue
-            switch ending.verdict {
+            switch verdict {
             case .completed(let result):
                 try db.execute(
                     sql: """

@@ -156,7 +156,7 @@ public final class SQLiteJobStore: JobStore {
                 sql: """
                     UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, secrets = NULL,
                         error_message = 'not started within its startWithinSeconds', error_class = 'expired'
-                    WHERE status = 'pending' AND start_by IS NOT NULL AND start_by < ?1
+                    WHERE status = 'pending' AND start_by IS NOT NULL AND start_by < ?1 AND attempt = 0
                     """,
                 arguments: [millis]
             )

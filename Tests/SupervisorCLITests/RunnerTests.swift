@@ -41,6 +41,11 @@ struct RunnerHarness {
                 \(type("flood"))
                 \(type("artifacts"))
                 \(type("secrets"))
+                \(type("idle", "idle_timeout = \"400ms\"\nmax_attempts = 1"))
+                \(type("heartbeat", "idle_timeout = \"400ms\"\nmax_attempts = 1"))
+                [job_types.coded]
+                command = ["/bin/sh", "\(jobs.appendingPathComponent("fail.sh").path)"]
+                permanent_exit_codes = [3]
                 """)
         let daemon = try await Daemon.start(config: setup.config, environment: environment)
         return RunnerHarness(setup: setup, daemon: daemon)
@@ -304,6 +309,58 @@ struct RunnerTests {
         #expect(job["status"] == "failed")
         #expect(job["error"] == ["message": "Item not found", "class": "fail_permanent"])
         #expect(job["attempts"]?.arrayCount == 1)
+        await harness.stop()
+    }
+
+    @Test("an exit code in permanent_exit_codes fails the job without retry")
+    func permanentExitCode() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("coded")
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "failed")
+        #expect(job["error"]?["class"] == "fail_permanent")
+        #expect(job["attempts"]?.arrayCount == 1)
+        #expect(job["attempts"]?[0]?["exitCode"] == 3)
+        await harness.stop()
+    }
+
+    @Test("no stdout for idle_timeout ends the attempt as idle_timeout; heartbeats keep a quiet job alive")
+    func idleTimeout() async throws {
+        let harness = try await RunnerHarness.start()
+        let idle = try await harness.submit("idle")
+        let quiet = try await harness.submit("heartbeat")
+        let stopped = try await harness.ended(idle)
+        #expect(stopped["status"] == "failed")
+        #expect(stopped["error"]?["class"] == "idle_timeout")
+        let alive = try await harness.ended(quiet)
+        #expect(alive["status"] == "completed", "\(alive)")
+        #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    @Test("a worker that finds its lease lost kills the attempt, and its ending is fenced out")
+    func leaseLost() async throws {
+        let harness = try await RunnerHarness.start(runner: "lease = \"3s\"")
+        let gate = harness.gate()
+        let id = try await harness.submit("hold", payload: .string(gate))
+        try await harness.waitUntilRunning(id)
+        // Another process decides the worker is gone (as cleanup will): the job goes back
+        // to the queue and the lease with it.
+        let store = try SQLiteJobStore(path: harness.setup.directory.appendingPathComponent("data/jobs.sqlite").path)
+        let requeued = try await store.requeueExpiredLeases(now: Date().addingTimeInterval(3600))
+        try await store.close()
+        #expect(requeued.map(\.rawValue) == [id])
+        let lost = await harness.daemon.log.first { $0["message"] == "lease lost; killing the attempt" }
+        #expect(lost != nil)
+        let dropped = await harness.daemon.log.first { $0["message"] == "attempt ending dropped: the lease was lost" }
+        #expect(dropped != nil)
+        // What the requeue recorded stands: the killed attempt's own ending was fenced out.
+        let job = try await harness.job(id)
+        #expect(job["status"] == "pending")
+        #expect(job["attempts"]?[0]?["outcome"] == "lease_expired")
+        #expect(job["attempts"]?[0]?["signal"] == .null)
+        #expect(try harness.leftoverWorkDirectories().isEmpty, "the lost attempt's tree and directory are gone")
+        harness.open(gate)
         await harness.stop()
     }
 
