@@ -19,12 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let configuration = try ConfigurationLoader.load(explicitPath: options.config)
-        LogOutput.bootstrap(configuration.log)
-        let logger = Logger(label: "supervisor")
-        let store = try StoreOpening.open(configuration)
-        try await store.migrate()
-
+        let (configuration, logger, store) = try await StoreOpening.start(options)
         let runner = configuration.runner.concurrency > 0
             ? try RunnerAssembly.make(configuration: configuration, store: store, logger: logger) : nil
         let api = SupervisorAPI(store: store, configuration: configuration, runner: runner)
@@ -65,14 +60,11 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let configuration = try ConfigurationLoader.load(explicitPath: options.config)
-        guard configuration.runner.concurrency > 0 else {
-            throw CommandFailure("runner.concurrency is 0: a worker would never run a job")
+        let (configuration, logger, store) = try await StoreOpening.start(options) { configuration in
+            guard configuration.runner.concurrency > 0 else {
+                throw CommandFailure("runner.concurrency is 0: a worker would never run a job")
+            }
         }
-        LogOutput.bootstrap(configuration.log)
-        let logger = Logger(label: "supervisor")
-        let store = try StoreOpening.open(configuration)
-        try await store.migrate()
         let runner = try RunnerAssembly.make(configuration: configuration, store: store, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
@@ -125,6 +117,19 @@ struct ReloadSignalService: Service {
 
 /// Opens the store the config names.
 enum StoreOpening {
+    /// What a long-running command starts with: the config (checked by `check` before
+    /// anything else happens), logging as it says, and the store, migrated.
+    static func start(
+        _ options: ConfigOption, check: (SupervisorConfiguration) throws -> Void = { _ in }
+    ) async throws -> (SupervisorConfiguration, Logger, any JobStore) {
+        let configuration = try ConfigurationLoader.load(explicitPath: options.config)
+        try check(configuration)
+        LogOutput.bootstrap(configuration.log)
+        let store = try open(configuration)
+        try await store.migrate()
+        return (configuration, Logger(label: "supervisor"), store)
+    }
+
     static func open(_ configuration: SupervisorConfiguration) throws -> any JobStore {
         try SQLiteJobStore(url: configuration.store.url, relativeTo: configuration.baseDirectory)
     }

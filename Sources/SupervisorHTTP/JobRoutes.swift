@@ -57,7 +57,7 @@ struct JobRoutes: Sendable {
         )
         switch try await api.store.submit(submission, limits: limits) {
         case .accepted(let job, let position):
-            api.runner?.wake()
+            api.runner?.wake(at: job.runAt)
             return JSONResponse.make(
                 status: .accepted, api.documents.submitted(job, queuePosition: position),
                 headers: [.location: api.documents.urls.job(job.id)]

@@ -5,7 +5,7 @@ import Foundation
 /// Reads are 64 KiB at a time and lines are handed over as byte slices of the read
 /// buffer, so a job printing a million lines is not held back by the reader. A line longer
 /// than `maxLineBytes` is cut: its head is handed over with its full length.
-public final class OutputLines: Sendable {
+public enum OutputLines {
     public struct Line {
         /// The line without its newline, or the first `maxLineBytes` of an overlong one.
         public var bytes: UnsafeRawBufferPointer

@@ -18,7 +18,7 @@ public actor Runner: Service {
     public let worker: WorkerIdentity
     private let store: any JobStore
     private let configuration: SupervisorConfiguration
-    private let clock: any WallClock
+    private nonisolated let clock: any WallClock
     private let logger: Logger
     public nonisolated let events: JobEvents
     private let context: Attempt.Context
@@ -29,6 +29,7 @@ public actor Runner: Service {
     private var endWaiters: [AttemptLease: [CheckedContinuation<Void, Never>]] = [:]
     private var lastRenewal = ContinuousClock.now
     private nonisolated let draining = Atomic<Bool>(false)
+    private nonisolated let timer = Mutex<(deadline: Date?, task: Task<Void, Never>?)>((nil, nil))
     private nonisolated let wakeups: AsyncStream<Void>
     private nonisolated let wakeup: AsyncStream<Void>.Continuation
     /// One element per attempt that ended, for the drain to count down.
@@ -59,6 +60,26 @@ public actor Runner: Service {
     /// Looks for claimable jobs now (a submit in this process calls it).
     public nonisolated func wake() {
         wakeup.yield()
+    }
+
+    /// Looks for claimable jobs at `date`: a job scheduled in this process (a retry's
+    /// backoff, a delayed submit) starts on time rather than at the next poll.
+    /// One timer, for the earliest such date; later ones are found by the poll, which
+    /// asks the store for the next `runAt`.
+    public nonisolated func wake(at date: Date) {
+        let delay = date.timeIntervalSince(clock.now())
+        guard delay > 0 else { return wake() }
+        timer.withLock { timer in
+            if let deadline = timer.deadline, deadline <= date { return }
+            timer.task?.cancel()
+            timer.deadline = date
+            timer.task = Task { [self] in
+                try? await Task.sleep(for: .milliseconds(Int64((delay * 1000).rounded(.up))))
+                guard !Task.isCancelled else { return }
+                self.timer.withLock { $0.deadline = nil }
+                wake()
+            }
+        }
     }
 
     /// Kills the job's attempt if it runs here, and returns once its ending is stored.
@@ -174,7 +195,9 @@ public actor Runner: Service {
         while true {
             do {
                 switch try await store.finish(lease, ending, now: clock.now()) {
-                case .recorded(let job): events.publish(.status(job))
+                case .recorded(let job):
+                    events.publish(.status(job))
+                    if job.status == .pending { wake(at: job.runAt) }
                 case .fenced: logger.warning("attempt ending dropped: the lease was lost", metadata: ["job": "\(lease)"])
                 }
                 return
