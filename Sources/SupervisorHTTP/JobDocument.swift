@@ -5,6 +5,9 @@ import SupervisorRunner
 /// The JSON documents the API answers with for a job (SPEC section 4).
 struct JobDocument {
     let urls: JobURLs
+    /// Seconds until a job at this queue position starts, when a runner in this process
+    /// has measured how long attempts take; nil otherwise.
+    let estimatedWait: @Sendable (_ queuePosition: Int) -> Double?
 
     /// The cheap poll: `GET /api/jobs/{id}/status`.
     func status(_ job: Job, queuePosition: Int?) -> [String: JSONValue] {
@@ -16,12 +19,15 @@ struct JobDocument {
             "attempt": .int(Int64(job.attempt)),
             "maxAttempts": .int(Int64(job.maxAttempts)),
             "queuePosition": queuePosition.map { .int(Int64($0)) } ?? .null,
-            // Filled from measured durations once the runner records them.
-            "estimatedWaitSeconds": .null,
+            "estimatedWaitSeconds": estimate(queuePosition),
             "createdAt": Self.timestamp(job.createdAt),
             "startedAt": job.startedAt.map(Self.timestamp) ?? .null,
             "updatedAt": Self.timestamp(job.updatedAt),
         ]
+    }
+
+    private func estimate(_ queuePosition: Int?) -> JSONValue {
+        queuePosition.flatMap(estimatedWait).map(JSONValue.double) ?? .null
     }
 
     /// Everything: `GET /api/jobs/{id}`; never the secrets.
@@ -57,7 +63,7 @@ struct JobDocument {
             "jobId": .string(job.id.rawValue),
             "status": .string(job.status.rawValue),
             "queuePosition": queuePosition.map { .int(Int64($0)) } ?? .null,
-            "estimatedWaitSeconds": .null,
+            "estimatedWaitSeconds": estimate(queuePosition),
             "statusUrl": .string(urls.status(job.id)),
             "resultUrl": .string(urls.result(job.id)),
             "eventsUrl": .string(urls.events(job.id)),

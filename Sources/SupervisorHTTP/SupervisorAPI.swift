@@ -28,7 +28,9 @@ public struct SupervisorAPI: Sendable {
         self.runner = runner
         self.clock = clock
         self.ids = ids
-        self.documents = JobDocument(urls: JobURLs(base: configuration.server.publicURL))
+        self.documents = JobDocument(
+            urls: JobURLs(base: configuration.server.publicURL),
+            estimatedWait: { position in runner?.estimatedWaitSeconds(queuePosition: position) })
     }
 
     public func makeRouter() -> Router<SupervisorRequestContext> {

@@ -17,7 +17,7 @@ import Synchronization
 public actor Runner: Service {
     public let worker: WorkerIdentity
     private let store: any JobStore
-    private let configuration: SupervisorConfiguration
+    private nonisolated let configuration: SupervisorConfiguration
     private nonisolated let clock: any WallClock
     private let logger: Logger
     public nonisolated let events: JobEvents
@@ -30,6 +30,8 @@ public actor Runner: Service {
     private var lastRenewal = ContinuousClock.now
     private nonisolated let draining = Atomic<Bool>(false)
     private nonisolated let timer = Mutex<(deadline: Date?, task: Task<Void, Never>?)>((nil, nil))
+    /// How long attempts run here, in seconds: a moving average over the recent ones.
+    private nonisolated let meanAttemptSeconds = Mutex<Double?>(nil)
     private nonisolated let wakeups: AsyncStream<Void>
     private nonisolated let wakeup: AsyncStream<Void>.Continuation
     /// One element per attempt that ended, for the drain to count down.
@@ -80,6 +82,15 @@ public actor Runner: Service {
                 wake()
             }
         }
+    }
+
+    /// Seconds until the job at this 1-based position in the queue starts: the jobs ahead
+    /// of it leave in rounds of `runner.concurrency`, each as long as attempts have taken
+    /// here on average. nil until an attempt has been measured. It counts only this
+    /// process's capacity: other workers on the same store make the wait shorter.
+    public nonisolated func estimatedWaitSeconds(queuePosition: Int) -> Double? {
+        guard let mean = meanAttemptSeconds.withLock({ $0 }), queuePosition >= 1 else { return nil }
+        return Double((queuePosition - 1) / configuration.runner.concurrency) * mean
     }
 
     /// Kills the job's attempt if it runs here, and returns once its ending is stored.
@@ -161,9 +172,15 @@ public actor Runner: Service {
         let job = attempt.job
         let lease = attempt.lease
         logger.info("attempt started", metadata: ["job": "\(job.id)", "type": "\(job.type)", "attempt": "\(lease.attempt)"])
+        let attemptStart = ContinuousClock.now
         let (report, progress) = await attempt.run { [store, clock, events] progress in
             _ = try? await store.recordProgress(progress, for: lease, now: clock.now())
             events.publish(.progress(job.id, owner: job.owner, progress))
+        }
+        let seconds = ContinuousClock.now - attemptStart
+        meanAttemptSeconds.withLock { mean in
+            let latest = Double(seconds.components.seconds) + Double(seconds.components.attoseconds) / 1e18
+            mean = mean.map { $0 * 0.8 + latest * 0.2 } ?? latest
         }
         let verdict = report.verdict(
             attempt: lease.attempt, maxAttempts: job.maxAttempts, permanentExitCodes: attempt.type.permanentExitCodes)

@@ -231,6 +231,43 @@ struct RunnerTests {
         await harness.stop()
     }
 
+    @Test("estimatedWaitSeconds: null until an attempt was measured, then rounds of the queue ahead times the mean attempt")
+    func estimatedWait() async throws {
+        let harness = try await RunnerHarness.start()
+        let gate = harness.gate()
+        var holds: [String] = []
+        for _ in 0..<4 { holds.append(try await harness.submit("hold", payload: .string(gate))) }
+        for id in holds { try await harness.waitUntilRunning(id) }
+        // Every slot busy and nothing measured yet: a queued job has a position, no estimate.
+        let first = try await harness.submit("hold", payload: .string(gate))
+        var status = try await harness.request(.GET, "/api/jobs/\(first)/status").document
+        #expect(status["queuePosition"] == 1)
+        #expect(status["estimatedWaitSeconds"] == .null)
+        harness.open(gate)
+        for id in holds + [first] { _ = try await harness.ended(id) }
+
+        let secondGate = harness.gate()
+        var busy: [String] = []
+        for _ in 0..<4 { busy.append(try await harness.submit("hold", payload: .string(secondGate))) }
+        for id in busy { try await harness.waitUntilRunning(id) }
+        var queued: [String] = []
+        for _ in 0..<5 { queued.append(try await harness.submit("hold", payload: .string(secondGate))) }
+        status = try await harness.request(.GET, "/api/jobs/\(queued[0])/status").document
+        #expect(status["queuePosition"] == 1)
+        #expect(status["estimatedWaitSeconds"] == 0, "first in line, next round")
+        status = try await harness.request(.GET, "/api/jobs/\(queued[4])/status").document
+        #expect(status["queuePosition"] == 5)
+        let wait: Double? = switch status["estimatedWaitSeconds"] {
+        case .double(let seconds)?: seconds
+        case .int(let seconds)?: Double(seconds)
+        default: nil
+        }
+        #expect((wait ?? 0) > 0, "one round of four ahead: \(status)")
+        harness.open(secondGate)
+        for id in busy + queued { _ = try await harness.ended(id) }
+        await harness.stop()
+    }
+
     @Test("a timeout kills a setsid grandchild and a child that ignores SIGTERM, and removes the work dir")
     func timeoutKillsTheTree() async throws {
         let harness = try await RunnerHarness.start()
