@@ -15,7 +15,9 @@ public struct AttemptProcessTree: Sendable {
 
     public let tracking: Tracking
     let jobID: JobID
-    /// The launcher, which becomes the job's main process.
+    /// The launcher: it becomes the job's main process, or, with a cgroup, stays as its
+    /// parent (outside the cgroup) and ends the way the job ends. Its process group is
+    /// the job's.
     let root: pid_t
 
     public init(tracking: Tracking, jobID: JobID, root: pid_t) {

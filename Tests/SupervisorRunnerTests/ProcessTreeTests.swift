@@ -98,7 +98,58 @@ struct ProcessTreeTests {
     }
 
     @Test(
-        "with cgroup v2: the launcher joins the attempt's cgroup, which lists and kills the whole tree",
+        "with cgroup v2: the job starts inside its cgroup and its exit status comes back through the launcher",
+        .enabled(if: AttemptCgroups.detect() != nil, "needs a writable cgroup v2 hierarchy")
+    )
+    func launchIntoCgroup() async throws {
+        let cgroups = try #require(AttemptCgroups.detect())
+        let path = try #require(cgroups.make(name: "launch-\(UUID().uuidString)"))
+        defer {
+            cgroups.remove(path)
+            cgroups.remove(cgroups.parent)
+        }
+        // Spawned as the runner spawns it (a Foundation Process would lead its own process
+        // group, where setsid fails). Returns the wait status and what the job printed.
+        func launch(_ script: String) async throws -> (status: Int32, output: String) {
+            var ends: [Int32] = [0, 0]
+            guard pipe(&ends) == 0 else { throw POSIXError(.EIO) }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
+            posix_spawn_file_actions_addclose(&actions, ends[0])
+            let arguments = [SpawnedTree.launcher, "--cgroup", path, "--", "/bin/sh", "-c", script]
+            let argv = arguments.map { strdup($0) } + [nil]
+            let envp: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/bin:/bin"), nil]
+            defer { (argv + envp).forEach { free($0) } }
+            var pid: pid_t = 0
+            let spawned = posix_spawn(&pid, SpawnedTree.launcher, &actions, nil, argv, envp)
+            close(ends[1])
+            guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO) }
+            let reader = ends[0]
+            let child = pid
+            return await Task.detached {
+                var output: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let count = read(reader, &buffer, buffer.count)
+                    if count <= 0 { break }
+                    output += buffer[..<count]
+                }
+                close(reader)
+                var status: Int32 = 0
+                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+                return (status, String(decoding: output, as: UTF8.self))
+            }.value
+        }
+        let (status, text) = try await launch("cat /proc/self/cgroup; exit 3")
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 3, "wait status \(status)")
+        #expect(text.split(separator: "\n").contains { $0.hasPrefix("0::") && path.hasSuffix(String($0.dropFirst(3))) }, "\(text)")
+        let (killed, _) = try await launch("kill -9 $$")
+        #expect(killed & 0x7f == SIGKILL, "wait status \(killed)")
+    }
+    @Test(
+        "with cgroup v2: the job's cgroup lists and kills the whole tree",
         .enabled(if: AttemptCgroups.detect() != nil, "needs a writable cgroup v2 hierarchy; the process-table test covers the fallback")
     )
     func cgroup() async throws {
@@ -115,7 +166,7 @@ struct ProcessTreeTests {
         let tracked = AttemptProcessTree(tracking: .cgroup(path: path), jobID: id, root: tree.pid)
         let members = tracked.members()
         #expect(members.count == 3, "\(members)")
-        #expect(members.contains(tree.pid))
+        #expect(!members.contains(tree.pid), "the launcher stays outside, as the job's parent")
         #expect(!tracked.isEmpty)
         tracked.signalAll(SIGKILL)
         await tree.reapRoot()
