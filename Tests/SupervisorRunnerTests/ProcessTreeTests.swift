@@ -13,25 +13,8 @@ struct SpawnedTree {
     let jobID: JobID
 
     static func start(script: String, jobID: JobID, launcherOptions: [String]? = nil) async throws -> SpawnedTree {
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw POSIXError(.EIO) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
-        posix_spawn_file_actions_addclose(&actions, ends[0])
-        let program = launcherOptions == nil ? "/bin/sh" : launcher
         let arguments = (launcherOptions.map { [launcher] + $0 + ["--", "/bin/sh"] } ?? ["/bin/sh"]) + ["-c", script]
-        let argv = arguments.map { strdup($0) } + [nil]
-        let variables: [String] = ["PATH=/usr/bin:/bin", "SUPERVISOR_JOB_ID=\(jobID.rawValue)"]
-        let envp = variables.map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
-        close(ends[1])
-        guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO) }
-        let reader = ends[0]
+        let (pid, reader) = try spawn(arguments, environment: ["SUPERVISOR_JOB_ID=\(jobID.rawValue)"])
         let ready = await Task.detached { () -> Bool in
             defer { close(reader) }
             var byte: UInt8 = 0
@@ -46,13 +29,43 @@ struct SpawnedTree {
         return SpawnedTree(pid: pid, jobID: jobID)
     }
 
-    /// Collects the exit of the tree's root (the test process is its parent).
-    func reapRoot() async {
-        let root = pid
+    /// Starts `arguments` as the runner starts the launcher: `posix_spawn`, with no
+    /// process group of its own (a Foundation `Process` leads one, where setsid fails),
+    /// stdin from /dev/null and stdout into a pipe, whose read end is returned.
+    static func spawn(_ arguments: [String], environment: [String]) throws -> (pid: pid_t, stdout: Int32) {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw POSIXError(.EIO) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
+        posix_spawn_file_actions_addclose(&actions, ends[0])
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = (["PATH=/usr/bin:/bin"] + environment).map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+        close(ends[1])
+        guard spawned == 0 else {
+            close(ends[0])
+            throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO)
+        }
+        return (pid, ends[0])
+    }
+
+    /// Waits for a child of the test process and returns its wait status.
+    static func waitStatus(_ pid: pid_t) async -> Int32 {
         await Task.detached {
             var status: Int32 = 0
-            while waitpid(root, &status, 0) < 0 && errno == EINTR {}
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return status
         }.value
+    }
+
+    /// Collects the exit of the tree's root (the test process is its parent).
+    func reapRoot() async {
+        _ = await Self.waitStatus(pid)
     }
 }
 
@@ -108,39 +121,21 @@ struct ProcessTreeTests {
             cgroups.remove(path)
             cgroups.remove(cgroups.parent)
         }
-        // Spawned as the runner spawns it (a Foundation Process would lead its own process
-        // group, where setsid fails). Returns the wait status and what the job printed.
+        /// The wait status of the launched job, and what it printed.
         func launch(_ script: String) async throws -> (status: Int32, output: String) {
-            var ends: [Int32] = [0, 0]
-            guard pipe(&ends) == 0 else { throw POSIXError(.EIO) }
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
-            posix_spawn_file_actions_addclose(&actions, ends[0])
-            let arguments = [SpawnedTree.launcher, "--cgroup", path, "--", "/bin/sh", "-c", script]
-            let argv = arguments.map { strdup($0) } + [nil]
-            let envp: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/bin:/bin"), nil]
-            defer { (argv + envp).forEach { free($0) } }
-            var pid: pid_t = 0
-            let spawned = posix_spawn(&pid, SpawnedTree.launcher, &actions, nil, argv, envp)
-            close(ends[1])
-            guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO) }
-            let reader = ends[0]
-            let child = pid
-            return await Task.detached {
+            let (pid, reader) = try SpawnedTree.spawn(
+                [SpawnedTree.launcher, "--cgroup", path, "--", "/bin/sh", "-c", script], environment: [])
+            let output = await Task.detached { () -> [UInt8] in
+                defer { close(reader) }
                 var output: [UInt8] = []
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 while true {
                     let count = read(reader, &buffer, buffer.count)
-                    if count <= 0 { break }
+                    if count <= 0 { return output }
                     output += buffer[..<count]
                 }
-                close(reader)
-                var status: Int32 = 0
-                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-                return (status, String(decoding: output, as: UTF8.self))
             }.value
+            return (await SpawnedTree.waitStatus(pid), String(decoding: output, as: UTF8.self))
         }
         let (status, text) = try await launch("cat /proc/self/cgroup; exit 3")
         #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 3, "wait status \(status)")
