@@ -38,7 +38,7 @@ public final class DebugPortPool: Sendable {
 
     /// Whether a listener could bind the port on 127.0.0.1 right now.
     static func isFree(_ port: Int) -> Bool {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard socket >= 0 else { return false }
         defer { close(socket) }
         var address = sockaddr_in()

@@ -78,7 +78,8 @@ struct AttemptSetupTests {
 
     /// A listening socket on 127.0.0.1:port, or nil if the port is taken.
     func listener(on port: Int) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: other suites spawn processes meanwhile, which must not keep the port.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

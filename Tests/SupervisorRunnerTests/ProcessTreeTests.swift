@@ -35,6 +35,8 @@ struct SpawnedTree {
     static func spawn(_ arguments: [String], environment: [String]) throws -> (pid: pid_t, stdout: Int32) {
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else { throw POSIXError(.EIO) }
+        // Close-on-exec, so that processes other tests spawn meanwhile do not hold the pipe open.
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
