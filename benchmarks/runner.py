@@ -136,24 +136,32 @@ def launch(samples=200):
         daemon.stop()
 
 
-def throughput(jobs=2000):
+def throughput(jobs=2000, clients=8):
     begin = time.perf_counter()
     subprocess.run(f"seq {jobs} | xargs -P4 -n1 /bin/true", shell=True, check=True)
     raw_rate = jobs / (time.perf_counter() - begin)
 
+    from concurrent.futures import ThreadPoolExecutor
     daemon = Daemon(concurrency=4)
     try:
+        # Submitted by several clients at once, as web apps do: one client waiting for
+        # each durable 202 in turn would measure its own round trips, not the runner.
         begin = time.perf_counter()
-        for _ in range(jobs):
-            daemon.submit("true")
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(lambda _: daemon.submit("true"), range(jobs)))
+        submitted = time.perf_counter() - begin
+        done_by_then = daemon.get("/api/queue")["completed"]
         while daemon.get("/api/queue")["completed"] < jobs:
             time.sleep(0.02)
-        rate = jobs / (time.perf_counter() - begin)
+        total = time.perf_counter() - begin
         failed = daemon.get("/api/queue")["failed"]
     finally:
         daemon.stop()
-    print(f"throughput: {rate:.0f} /bin/true jobs/s end to end at concurrency 4 ({failed} failed), "
-          f"raw xargs -P4 fork+exec {raw_rate:.0f}/s; ratio {rate / raw_rate:.2f}x")
+    rate = jobs / total
+    drain = (jobs - done_by_then) / max(total - submitted, 1e-9)
+    print(f"throughput: {rate:.0f} /bin/true jobs/s end to end at concurrency 4 ({jobs} jobs from {clients} "
+          f"clients, {failed} failed; {drain:.0f}/s once all were queued), raw xargs -P4 fork+exec "
+          f"{raw_rate:.0f}/s; ratio {rate / raw_rate:.2f}x")
 
 
 def flood():

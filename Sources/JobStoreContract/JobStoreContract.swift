@@ -44,6 +44,7 @@ public struct JobStoreContract: Sendable {
         case nextRunAtWakesForScheduledJobs
         case startWithinExpiresUnstartedJobs
         case secretsErasedWhenJobEnds
+        case claimPassesOverCappedTypesAndOwners
 
         public var testDescription: String { rawValue }
 

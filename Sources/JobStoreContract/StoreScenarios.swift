@@ -35,6 +35,7 @@ struct StoreScenarios {
         case .nextRunAtWakesForScheduledJobs: try await nextRunAtWakes()
         case .startWithinExpiresUnstartedJobs: try await startWithinExpires()
         case .secretsErasedWhenJobEnds: try await secretsErased()
+        case .claimPassesOverCappedTypesAndOwners: try await claimPassesOverCaps()
         }
     }
 
@@ -335,6 +336,34 @@ struct StoreScenarios {
         #expect(positions.allSatisfy { (1...submissions.count).contains($0) })
         #expect(try await store.queueCounts(now: start)[.pending] == submissions.count)
         for new in submissions { #expect(try await store.job(id: new.id, owner: nil) != nil) }
+    }
+
+    func claimPassesOverCaps() async throws {
+        // Claim order: a1, a2, b1, a3, c1.
+        let a1 = try await accept(submission(owner: "alice", type: "slow", at: start))
+        let a2 = try await accept(submission(owner: "alice", type: "slow", at: start.addingTimeInterval(1)))
+        let b1 = try await accept(submission(owner: "bob", type: "slow", at: start.addingTimeInterval(2)))
+        let a3 = try await accept(submission(owner: "alice", type: "echo", at: start.addingTimeInterval(3)))
+        let c1 = try await accept(submission(owner: "carol", type: "echo", at: start.addingTimeInterval(4)))
+        let now = start.addingTimeInterval(10)
+        let caps = ClaimCaps(freeSlotsByType: ["slow": 1], maxRunningPerOwner: 2)
+
+        // One slot for `slow` (a2 and b1 wait); alice reaches her cap with a3.
+        let first = try await store.claim(limit: 10, caps: caps, worker: worker, leaseDuration: .seconds(30), now: now)
+        #expect(first.map(\.id) == [a1.id, a3.id, c1.id])
+        let noSlot = ClaimCaps(freeSlotsByType: ["slow": 0], maxRunningPerOwner: 2)
+        #expect(try await store.claim(limit: 10, caps: noSlot, worker: worker, leaseDuration: .seconds(30), now: now).isEmpty)
+
+        // Another worker has a `slow` slot, but alice's cap counts her jobs on every worker.
+        let other = WorkerIdentity(id: "worker-2", host: "other-host")
+        let second = try await store.claim(limit: 10, caps: caps, worker: other, leaseDuration: .seconds(30), now: now)
+        #expect(second.map(\.id) == [b1.id])
+
+        let lease = AttemptLease(claimed: try #require(first.first), by: worker)
+        _ = try await store.finish(lease, AttemptEnding(verdict: .completed(result: nil), outcome: .completed), now: now)
+        let third = try await store.claim(limit: 10, caps: caps, worker: other, leaseDuration: .seconds(30), now: now)
+        #expect(third.map(\.id) == [a2.id])
+        #expect(try await store.queueCounts(now: now)[.running] == 4)
     }
 
     func migrateTwice() async throws {

@@ -131,11 +131,14 @@ public enum ConfigurationLoader {
         }
 
         if let limits = try root.section(
-            "limits", known: ["max_pending", "max_pending_per_owner"], notYetSupported: ["max_running_per_owner"])
+            "limits", known: ["max_pending", "max_pending_per_owner", "max_running_per_owner"])
         {
             if let value = try limits.integer("max_pending", in: 1...Int.max) { configuration.limits.maxPending = value }
             if let value = try limits.integer("max_pending_per_owner", in: 1...Int.max) {
                 configuration.limits.maxPendingPerOwner = value
+            }
+            if let value = try limits.integer("max_running_per_owner", in: 0...Int.max) {
+                configuration.limits.maxRunningPerOwner = value == 0 ? nil : value
             }
         }
 
@@ -160,10 +163,10 @@ public enum ConfigurationLoader {
                     name,
                     known: [
                         "command", "timeout", "idle_timeout", "max_attempts", "backoff", "backoff_max", "nofile",
-                        "permanent_exit_codes", "env",
+                        "permanent_exit_codes", "env", "concurrency",
                     ],
                     notYetSupported: [
-                        "profile", "browser", "concurrency", "memory_max", "pids_max", "run_as", "read_paths",
+                        "profile", "browser", "memory_max", "pids_max", "run_as", "read_paths",
                         "write_paths",
                     ]
                 ) else { continue }
@@ -218,6 +221,7 @@ public enum ConfigurationLoader {
             throw ConfigurationError(key: section.keyPath("backoff_max"), message: "must not be shorter than backoff")
         }
         if let nofile = try section.integer("nofile", in: 16...(1 << 20)) { settings.nofile = nofile }
+        if let concurrency = try section.integer("concurrency", in: 1...1024) { settings.concurrency = concurrency }
         if let codes = try section.integerArray("permanent_exit_codes", in: 1...255) {
             settings.permanentExitCodes = Set(codes.map(Int32.init))
         }

@@ -90,10 +90,13 @@ public struct RunnerSettings: Sendable, Equatable {
 public struct LimitSettings: Sendable, Equatable {
     public var maxPending: Int
     public var maxPendingPerOwner: Int
+    /// Jobs one owner may have running on all workers together; nil: no cap.
+    public var maxRunningPerOwner: Int?
 
-    public init(maxPending: Int = 1_000_000, maxPendingPerOwner: Int = 100_000) {
+    public init(maxPending: Int = 1_000_000, maxPendingPerOwner: Int = 100_000, maxRunningPerOwner: Int? = nil) {
         self.maxPending = maxPending
         self.maxPendingPerOwner = maxPendingPerOwner
+        self.maxRunningPerOwner = maxRunningPerOwner
     }
 }
 
@@ -153,11 +156,14 @@ public struct JobTypeSettings: Sendable, Equatable {
     public var permanentExitCodes: Set<Int32>
     /// The type's `env` table.
     public var environment: [String: String]
+    /// Jobs of this type one worker runs at once, within `runner.concurrency`; nil: no cap.
+    public var concurrency: Int?
 
     public init(
         name: String, command: [String], timeout: Duration = .seconds(300), idleTimeout: Duration = .zero,
         maxAttempts: Int = 3, backoff: RetryBackoff = RetryBackoff(base: .seconds(5), maximum: .seconds(600)),
-        nofile: Int = 4096, permanentExitCodes: Set<Int32> = [], environment: [String: String] = [:]
+        nofile: Int = 4096, permanentExitCodes: Set<Int32> = [], environment: [String: String] = [:],
+        concurrency: Int? = nil
     ) {
         self.name = name
         self.command = command
@@ -168,6 +174,7 @@ public struct JobTypeSettings: Sendable, Equatable {
         self.nofile = nofile
         self.permanentExitCodes = permanentExitCodes
         self.environment = environment
+        self.concurrency = concurrency
     }
 }
 

@@ -109,7 +109,7 @@ public final class Attempt: Sendable {
         }
         do {
             try work.create()
-            try FileManager.default.createDirectory(at: files.artifacts, withIntermediateDirectories: true)
+            try WorkDirectory.make(files.artifacts)
             port = try context.ports.reserve()
             cgroup = context.cgroups?.make(name: "\(job.id.rawValue)-\(lease.attempt)")
             let report = try await execute(
@@ -126,12 +126,12 @@ public final class Attempt: Sendable {
         work: WorkDirectory, files: JobFiles, port: Int, cgroup: String?, log: AttemptLog,
         progressInterval: Duration, onProgress: @escaping @Sendable (JobProgress) async -> Void
     ) async throws -> AttemptReport {
-        let payloadFile = work.root.appendingPathComponent("payload.json")
-        try Descriptors.writePrivateFile(payloadFile.path, job.payload.serialized())
-        var secretsFile: URL?
+        let payloadFile = work.root + "/payload.json"
+        try Descriptors.writePrivateFile(payloadFile, job.payload.serialized())
+        var secretsFile: String?
         if let secrets = job.secrets {
-            let file = work.root.appendingPathComponent("secrets.json")
-            try Descriptors.writePrivateFile(file.path, secrets.serialized())
+            let file = work.root + "/secrets.json"
+            try Descriptors.writePrivateFile(file, secrets.serialized())
             secretsFile = file
         }
         let environment = AttemptEnvironment(
@@ -139,7 +139,7 @@ public final class Attempt: Sendable {
             artifactsDirectory: files.artifacts, payloadFile: payloadFile, secretsFile: secretsFile, debugPort: port,
             typeEnvironment: type.environment, supervisorPath: context.supervisorPath)
 
-        let stdin = try Descriptors.open(payloadFile.path)
+        let stdin = try Descriptors.open(payloadFile)
         defer { close(stdin) }
         let stdout = try Descriptors.pipe()
         let stderr: Descriptors.Pipe
@@ -156,7 +156,7 @@ public final class Attempt: Sendable {
             stdout.close()
             throw error
         }
-        var arguments = ["--cwd", work.root.path, "--report-fd", "3", "--nofile", String(type.nofile)]
+        var arguments = ["--cwd", work.root, "--report-fd", "3", "--nofile", String(type.nofile)]
         if let cgroup { arguments += ["--cgroup", cgroup] }
         arguments += ["--"] + type.command
         let pid: pid_t

@@ -9,10 +9,10 @@ public struct AttemptEnvironment: Sendable, Equatable {
     public var jobType: String
     public var attempt: Int
     public var workDirectory: WorkDirectory
-    public var artifactsDirectory: URL
-    public var payloadFile: URL
+    public var artifactsDirectory: String
+    public var payloadFile: String
     /// Only when the job has secrets.
-    public var secretsFile: URL?
+    public var secretsFile: String?
     public var debugPort: Int
     /// Only for `browser = "chromium"` types.
     public var cdpURL: String?
@@ -22,8 +22,8 @@ public struct AttemptEnvironment: Sendable, Equatable {
     public var supervisorPath: String
 
     public init(
-        jobID: JobID, jobType: String, attempt: Int, workDirectory: WorkDirectory, artifactsDirectory: URL,
-        payloadFile: URL, secretsFile: URL? = nil, debugPort: Int, cdpURL: String? = nil,
+        jobID: JobID, jobType: String, attempt: Int, workDirectory: WorkDirectory, artifactsDirectory: String,
+        payloadFile: String, secretsFile: String? = nil, debugPort: Int, cdpURL: String? = nil,
         typeEnvironment: [String: String] = [:], supervisorPath: String
     ) {
         self.jobID = jobID
@@ -49,21 +49,21 @@ public struct AttemptEnvironment: Sendable, Equatable {
             "SUPERVISOR_JOB_ID": jobID.rawValue,
             "SUPERVISOR_JOB_TYPE": jobType,
             "SUPERVISOR_ATTEMPT": String(attempt),
-            "SUPERVISOR_WORK_DIR": work.root.path,
-            "SUPERVISOR_USER_DATA_DIR": work.userData.path,
+            "SUPERVISOR_WORK_DIR": work.root,
+            "SUPERVISOR_USER_DATA_DIR": work.userData,
             "SUPERVISOR_DEBUG_PORT": String(debugPort),
-            "SUPERVISOR_ARTIFACTS_DIR": artifactsDirectory.path,
-            "SUPERVISOR_PAYLOAD_FILE": payloadFile.path,
-            "HOME": work.home.path,
-            "TMPDIR": work.tmp.path,
-            "XDG_CONFIG_HOME": work.home.appendingPathComponent(".config").path,
-            "XDG_CACHE_HOME": work.home.appendingPathComponent(".cache").path,
-            "XDG_DATA_HOME": work.home.appendingPathComponent(".local/share").path,
-            "XDG_STATE_HOME": work.home.appendingPathComponent(".local/state").path,
-            "XDG_RUNTIME_DIR": work.tmp.path,
+            "SUPERVISOR_ARTIFACTS_DIR": artifactsDirectory,
+            "SUPERVISOR_PAYLOAD_FILE": payloadFile,
+            "HOME": work.home,
+            "TMPDIR": work.tmp,
+            "XDG_CONFIG_HOME": work.home + "/.config",
+            "XDG_CACHE_HOME": work.home + "/.cache",
+            "XDG_DATA_HOME": work.home + "/.local/share",
+            "XDG_STATE_HOME": work.home + "/.local/state",
+            "XDG_RUNTIME_DIR": work.tmp,
         ]
         variables.merge(own) { _, supervisor in supervisor }
-        if let secretsFile { variables["SUPERVISOR_SECRETS_FILE"] = secretsFile.path }
+        if let secretsFile { variables["SUPERVISOR_SECRETS_FILE"] = secretsFile }
         if let cdpURL { variables["SUPERVISOR_CDP_URL"] = cdpURL }
         return variables
     }

@@ -15,15 +15,15 @@ public final class AttemptLog: Sendable {
         var pending: [UInt8] = []
     }
 
-    public let path: URL
+    public let path: String
     private let headCapacity: Int64
     private let tailCapacity: Int
     private let state: Mutex<State>
 
-    public init(path: URL, maxBytes: Int64) throws {
+    public init(path: String, maxBytes: Int64) throws {
         self.path = path
-        try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let descriptor = open(path.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        try WorkDirectory.make(String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]))
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         headCapacity = maxBytes / 2
         tailCapacity = Int(maxBytes - maxBytes / 2)

@@ -140,7 +140,8 @@ public actor Runner: Service {
         let jobs: [Job]
         do {
             jobs = try await store.claim(
-                limit: free, worker: worker, leaseDuration: configuration.runner.lease, now: clock.now())
+                limit: free, caps: claimCaps(), worker: worker, leaseDuration: configuration.runner.lease,
+                now: clock.now())
         } catch {
             logger.error("cannot claim jobs", metadata: ["error": "\(error)"])
             return
@@ -166,6 +167,16 @@ public actor Runner: Service {
                 }
             }
         }
+    }
+
+    /// The type caps count this worker's attempts; the owner cap is the store's to count.
+    private func claimCaps() -> ClaimCaps {
+        var freeSlotsByType: [String: Int] = [:]
+        for (name, type) in configuration.jobTypes {
+            guard let cap = type.concurrency else { continue }
+            freeSlotsByType[name] = cap - running.values.count(where: { $0.job.type == name })
+        }
+        return ClaimCaps(freeSlotsByType: freeSlotsByType, maxRunningPerOwner: configuration.limits.maxRunningPerOwner)
     }
 
     private func execute(_ attempt: Attempt) async {

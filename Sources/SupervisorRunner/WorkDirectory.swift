@@ -7,54 +7,81 @@ public import SupervisorCore
 /// Attempts live under `work_root/<workerId>/` (SPEC section 9), named by job and attempt
 /// so that cleanup can tell whose a directory is.
 public struct WorkDirectory: Sendable, Equatable {
-    public let root: URL
+    /// Paths are strings, not `URL`s: they are built for every attempt, and `URL`'s path
+    /// handling was the largest cost of the supervisor's own work per attempt.
+    public let root: String
 
-    public var home: URL { root.appendingPathComponent("home") }
-    public var tmp: URL { root.appendingPathComponent("tmp") }
-    public var userData: URL { root.appendingPathComponent("user-data") }
+    public var home: String { root + "/home" }
+    public var tmp: String { root + "/tmp" }
+    public var userData: String { root + "/user-data" }
 
-    public init(root: URL) {
+    public init(root: String) {
         self.root = root
     }
 
     /// Where this attempt's directory lives.
     public static func location(workRoot: URL, workerID: String, job: JobID, attempt: Int) -> WorkDirectory {
-        WorkDirectory(root: workRoot.appendingPathComponent(workerID).appendingPathComponent("\(job.rawValue)-\(attempt)"))
+        WorkDirectory(root: "\(workRoot.path)/\(workerID)/\(job.rawValue)-\(attempt)")
     }
 
     /// Makes the directory and its subdirectories, mode 0700. A leftover of an earlier run
     /// with the same name is removed first: an attempt never starts on someone's files.
     public func create() throws {
-        let files = FileManager.default
-        if files.fileExists(atPath: root.path) { try remove() }
-        try files.createDirectory(at: root.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let privateOnly: [FileAttributeKey: Any] = [.posixPermissions: 0o700]
-        try files.createDirectory(at: root, withIntermediateDirectories: false, attributes: privateOnly)
-        for directory in [home, tmp, userData] {
-            try files.createDirectory(at: directory, withIntermediateDirectories: false, attributes: privateOnly)
+        var info = stat()
+        if lstat(root, &info) == 0 { try remove() }
+        try Self.make(String(root[..<(root.lastIndex(of: "/") ?? root.endIndex)]))
+        for directory in [root, home, tmp, userData] {
+            guard mkdir(directory, 0o700) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         }
+    }
+
+    /// Makes a directory and any missing parents, with one `mkdir` per missing level
+    /// (`FileManager` looks at every component first: a cost paid several times per attempt).
+    static func make(_ path: String, mode: mode_t = 0o755) throws {
+        if mkdir(path, mode) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash > path.startIndex else {
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+        }
+        try make(String(path[..<slash]), mode: mode)
+        guard mkdir(path, mode) == 0 || errno == EEXIST else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 
     /// Removes the directory and everything in it. Symbolic links are removed, never
-    /// followed, and directories the job made unreadable are opened up first.
+    /// followed, and directories the job made unreadable are opened up first. Names go
+    /// from `readdir` to `unlinkat` as bytes, so a name that is not UTF-8 is removed too.
     public func remove() throws {
-        try Self.removeTree(root.path)
+        try Self.remove(root, in: AT_FDCWD)
     }
 
-    private static func removeTree(_ path: String) throws {
+    private static func remove(_ name: UnsafePointer<CChar>, in parent: Int32) throws {
         var info = stat()
-        guard lstat(path, &info) == 0 else {
+        guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
             if errno == ENOENT { return }
             throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
         }
-        if info.st_mode & S_IFMT == S_IFDIR {
-            chmod(path, 0o700)
-            for entry in try FileManager.default.contentsOfDirectory(atPath: path) {
-                try removeTree(path + "/" + entry)
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            guard unlinkat(parent, name, 0) == 0 || errno == ENOENT else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            return
+        }
+        fchmodat(parent, name, 0o700, 0)
+        let descriptor = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard descriptor >= 0, let directory = fdopendir(descriptor) else {
+            if descriptor >= 0 { close(descriptor) }
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+        }
+        defer { closedir(directory) }
+        // Every name first, then the removals: entries removed while reading may or may
+        // not be listed again.
+        var children: [[CChar]] = []
+        while let entry = readdir(directory) {
+            let child = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
+                Array(bytes.prefix { $0 != 0 }.map { CChar(bitPattern: $0) }) + [0]
             }
-            guard rmdir(path) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        } else {
-            guard unlink(path) == 0 || errno == ENOENT else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            if child != [46, 0] && child != [46, 46, 0] { children.append(child) }
+        }
+        for child in children { try remove(child, in: descriptor) }
+        guard unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
         }
     }
 }

@@ -72,11 +72,11 @@ enum JobRow {
         guard !started.isEmpty else { return }
         let placeholders = Array(repeating: "?", count: started.count).joined(separator: ",")
         let rows = try Row.fetchAll(
-            db,
-            sql: """
-                SELECT job_id, attempt, host, worker_id, started_at, finished_at, exit_code, signal, outcome,
-                    peak_memory_bytes FROM attempts WHERE job_id IN (\(placeholders)) ORDER BY job_id, attempt
-                """,
+            db.cachedStatement(
+                sql: """
+                    SELECT job_id, attempt, host, worker_id, started_at, finished_at, exit_code, signal, outcome,
+                        peak_memory_bytes FROM attempts WHERE job_id IN (\(placeholders)) ORDER BY job_id, attempt
+                    """),
             arguments: StatementArguments(started.map { jobs[$0].id.rawValue })
         )
         var byJob: [String: [AttemptRecord]] = [:]

@@ -18,7 +18,7 @@ extension SQLiteJobStore {
         try checkOpen()
         let text = progress.jsonValue.serializedString()
         return try await writeImmediate { db in
-            try db.execute(
+            try db.executeCached(
                 sql: "UPDATE jobs SET progress = ?, updated_at = ? WHERE \(Self.fence)",
                 arguments: [text, now.millisecondsSince1970] + Self.fenceArguments(lease)
             )
@@ -33,7 +33,7 @@ extension SQLiteJobStore {
         return try await writeImmediate { db in
             var lost: Set<AttemptLease> = []
             for lease in leases {
-                try db.execute(
+                try db.executeCached(
                     sql: "UPDATE jobs SET lease_expires_at = ? WHERE \(Self.fence)",
                     arguments: [expiry] + Self.fenceArguments(lease)
                 )
@@ -49,7 +49,7 @@ extension SQLiteJobStore {
         return try await pool.read { db in
             try Set(leases.filter { lease in
                 try Bool.fetchOne(
-                    db, sql: "SELECT cancel_requested FROM jobs WHERE \(Self.fence)",
+                    db.cachedStatement(sql: "SELECT cancel_requested FROM jobs WHERE \(Self.fence)"),
                     arguments: Self.fenceArguments(lease)
                 ) == true
             })
@@ -62,7 +62,8 @@ extension SQLiteJobStore {
         let progress = ending.progress.map { $0.jsonValue.serializedString() }
         return try await writeImmediate { db in
             guard let cancelRequested = try Bool.fetchOne(
-                db, sql: "SELECT cancel_requested FROM jobs WHERE \(Self.fence)", arguments: Self.fenceArguments(lease))
+                db.cachedStatement(sql: "SELECT cancel_requested FROM jobs WHERE \(Self.fence)"),
+                arguments: Self.fenceArguments(lease))
             else { return .fenced }
             // A cancel asked while the attempt ran wins over running the job again.
             var verdict = ending.verdict
@@ -70,7 +71,7 @@ extension SQLiteJobStore {
             case .retry, .requeued: if cancelRequested { verdict = .cancelled }
             case .completed, .failed, .cancelled: break
             }
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     UPDATE attempts SET finished_at = ?, exit_code = ?, signal = ?, outcome = ?, peak_memory_bytes = ?
                     WHERE job_id = ? AND attempt = ?
@@ -84,7 +85,7 @@ extension SQLiteJobStore {
             let id = lease.jobID.rawValue
             switch verdict {
             case .completed(let result):
-                try db.execute(
+                try db.executeCached(
                     sql: """
                         UPDATE jobs SET status = 'completed', result = ?, finished_at = ?, error_message = NULL,
                             error_class = NULL, secrets = NULL, \(common) WHERE id = ?
@@ -93,7 +94,7 @@ extension SQLiteJobStore {
                 )
             case .retry(let outcome, let message):
                 let runAt = (ending.retryAt ?? now).millisecondsSince1970
-                try db.execute(
+                try db.executeCached(
                     sql: """
                         UPDATE jobs SET status = 'pending', run_at = ?, error_message = ?, error_class = ?,
                             cancel_requested = 0, \(common) WHERE id = ?
@@ -101,7 +102,7 @@ extension SQLiteJobStore {
                     arguments: [runAt, message, outcome.rawValue, millis, progress, id]
                 )
             case .failed(let outcome, let message):
-                try db.execute(
+                try db.executeCached(
                     sql: """
                         UPDATE jobs SET status = 'failed', finished_at = ?, error_message = ?, error_class = ?,
                             secrets = NULL, \(common) WHERE id = ?
@@ -109,7 +110,7 @@ extension SQLiteJobStore {
                     arguments: [millis, message, outcome.rawValue, millis, progress, id]
                 )
             case .cancelled:
-                try db.execute(
+                try db.executeCached(
                     sql: """
                         UPDATE jobs SET status = 'cancelled', finished_at = ?, error_message = 'cancelled by request',
                             error_class = 'cancelled', secrets = NULL, \(common) WHERE id = ?
@@ -118,7 +119,7 @@ extension SQLiteJobStore {
                 )
             case .requeued:
                 // The attempt number moves on but the budget grows with it: not spent.
-                try db.execute(
+                try db.executeCached(
                     sql: """
                         UPDATE jobs SET status = 'pending', run_at = ?, max_attempts = max_attempts + 1,
                             \(common) WHERE id = ?
@@ -145,7 +146,7 @@ extension SQLiteJobStore {
             for row in rows {
                 let id: String = row["id"]
                 let attempt: Int = row["attempt"]
-                try db.execute(
+                try db.executeCached(
                     sql: "UPDATE attempts SET finished_at = ?, outcome = 'lease_expired' WHERE job_id = ? AND attempt = ?",
                     arguments: [millis, id, attempt]
                 )
@@ -157,7 +158,7 @@ extension SQLiteJobStore {
                 }
                 let errorClass = status == "cancelled" ? "cancelled" : "lease_expired"
                 let message = status == "cancelled" ? "cancelled by request" : "its worker stopped renewing the lease"
-                try db.execute(
+                try db.executeCached(
                     sql: """
                         UPDATE jobs SET status = ?3, run_at = ?2, updated_at = ?2,
                             finished_at = CASE WHEN ?3 = 'pending' THEN NULL ELSE ?2 END,
@@ -177,15 +178,15 @@ extension SQLiteJobStore {
         return try await pool.read { db in
             // One index seek per priority, as in `queueCounts`.
             try Int64.fetchOne(
-                db,
-                sql: """
-                    SELECT MIN(m) FROM (
-                        SELECT MIN(run_at) AS m FROM jobs WHERE status = 'pending' AND priority = 2 AND run_at > ?1
-                        UNION ALL
-                        SELECT MIN(run_at) FROM jobs WHERE status = 'pending' AND priority = 1 AND run_at > ?1
-                        UNION ALL
-                        SELECT MIN(run_at) FROM jobs WHERE status = 'pending' AND priority = 0 AND run_at > ?1)
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT MIN(m) FROM (
+                            SELECT MIN(run_at) AS m FROM jobs WHERE status = 'pending' AND priority = 2 AND run_at > ?1
+                            UNION ALL
+                            SELECT MIN(run_at) FROM jobs WHERE status = 'pending' AND priority = 1 AND run_at > ?1
+                            UNION ALL
+                            SELECT MIN(run_at) FROM jobs WHERE status = 'pending' AND priority = 0 AND run_at > ?1)
+                        """),
                 arguments: [now.millisecondsSince1970]
             ).map(Date.init(millisecondsSince1970:))
         }

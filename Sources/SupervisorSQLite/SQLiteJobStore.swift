@@ -145,44 +145,69 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func claim(limit: Int, worker: WorkerIdentity, leaseDuration: Duration, now: Date) async throws -> [Job] {
+    public func claim(limit: Int, caps: ClaimCaps, worker: WorkerIdentity, leaseDuration: Duration, now: Date)
+        async throws -> [Job]
+    {
         try checkOpen()
         guard limit > 0 else { return [] }
         let millis = now.millisecondsSince1970
         let leaseExpiry = millis + leaseDuration.milliseconds
         return try await writeImmediate { db in
             // A job not started by its start_by never will be.
-            try db.execute(
+            try db.executeCached(
                 sql: """
-                    UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, secrets = NULL,
-                        error_message = 'not started within its startWithinSeconds', error_class = 'expired'
+                    UPDATE jobs INDEXED BY jobs_start_by SET status = 'failed', finished_at = ?1, updated_at = ?1,
+                        secrets = NULL, error_message = 'not started within its startWithinSeconds',
+                        error_class = 'expired'
                     WHERE status = 'pending' AND start_by IS NOT NULL AND start_by < ?1 AND attempt = 0
                     """,
                 arguments: [millis]
             )
-            let ids = try String.fetchAll(
-                db,
-                sql: """
-                    SELECT id FROM jobs WHERE status = 'pending' AND run_at <= ?
-                    ORDER BY priority DESC, run_at, id LIMIT ?
-                    """,
-                arguments: [millis, limit]
-            )
-            for id in ids {
-                try db.execute(
-                    sql: """
-                        UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?, updated_at = ?,
-                            lease_owner = ?, lease_expires_at = ?, progress = NULL WHERE id = ?
-                        """,
-                    arguments: [millis, millis, worker.id, leaseExpiry, id]
+            var running: [String: Int] = [:]
+            if caps.maxRunningPerOwner != nil {
+                let counts = try db.cachedStatement(
+                    sql: "SELECT owner, SUM(n) AS n FROM job_counts WHERE status = 'running' GROUP BY owner")
+                for row in try Row.fetchAll(counts) { running[row["owner"]] = row["n"] }
+            }
+            var admission = ClaimAdmission(caps: caps, runningByOwner: running)
+            var ids: [String] = []
+            // The first candidate of a round is always admitted (held-back types and owners
+            // are not asked for), so there are at most `limit` rounds. A job passed over
+            // leaves its place to the next one in claim order.
+            while ids.count < limit {
+                let candidates = try Row.fetchAll(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT id, owner, type FROM jobs INDEXED BY jobs_claim_order
+                            WHERE status = 'pending' AND run_at <= ?
+                                AND type NOT IN (SELECT value FROM json_each(?))
+                                AND owner NOT IN (SELECT value FROM json_each(?))
+                            ORDER BY priority DESC, run_at, id LIMIT ?
+                            """),
+                    arguments: [
+                        millis, Self.jsonArray(admission.heldBackTypes), Self.jsonArray(admission.heldBackOwners),
+                        limit - ids.count,
+                    ]
                 )
-                try db.execute(
-                    sql: """
-                        INSERT INTO attempts (job_id, attempt, host, worker_id, started_at)
-                        SELECT id, attempt, ?, ?, ? FROM jobs WHERE id = ?
-                        """,
-                    arguments: [worker.host, worker.id, millis, id]
-                )
+                if candidates.isEmpty { break }
+                for candidate in candidates where admission.admit(type: candidate["type"], owner: candidate["owner"]) {
+                    let id: String = candidate["id"]
+                    try db.executeCached(
+                        sql: """
+                            UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?, updated_at = ?,
+                                lease_owner = ?, lease_expires_at = ?, progress = NULL WHERE id = ?
+                            """,
+                        arguments: [millis, millis, worker.id, leaseExpiry, id]
+                    )
+                    try db.executeCached(
+                        sql: """
+                            INSERT INTO attempts (job_id, attempt, host, worker_id, started_at)
+                            SELECT id, attempt, ?, ?, ? FROM jobs WHERE id = ?
+                            """,
+                        arguments: [worker.host, worker.id, millis, id]
+                    )
+                    ids.append(id)
+                }
             }
             let claimed = try ids.compactMap { id in try JobID(id).flatMap { try JobRow.fetchOne(db, id: $0, owner: nil) } }
             return claimed.sorted(by: ClaimOrder.precedes)
@@ -193,16 +218,19 @@ public final class SQLiteJobStore: JobStore {
         try checkOpen()
         guard job.isClaimable(at: now) else { return nil }
         return try await pool.read { db in
+            // Two index ranges, each ending where the jobs ahead end: higher priorities
+            // that are due, and the job's own priority up to the job itself.
             let ahead = try Int.fetchOne(
-                db,
-                sql: """
-                    SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'pending' AND run_at <= ? AND
-                        (priority > ? OR (priority = ? AND (run_at < ? OR (run_at = ? AND id < ?)))) LIMIT ?)
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_claim_order
+                                WHERE status = 'pending' AND priority > ?1 AND run_at <= ?2 LIMIT ?5))
+                            + (SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_claim_order
+                                WHERE status = 'pending' AND priority = ?1 AND (run_at, id) < (?3, ?4) LIMIT ?5))
+                        """),
                 arguments: [
-                    now.millisecondsSince1970, job.priority.rawValue, job.priority.rawValue,
-                    job.runAt.millisecondsSince1970, job.runAt.millisecondsSince1970, job.id.rawValue,
-                    QueuePosition.exactLimit,
+                    job.priority.rawValue, now.millisecondsSince1970, job.runAt.millisecondsSince1970,
+                    job.id.rawValue, QueuePosition.exactLimit,
                 ]
             ) ?? 0
             guard ahead >= QueuePosition.exactLimit else { return ahead + 1 }
@@ -251,6 +279,11 @@ public final class SQLiteJobStore: JobStore {
         try pool.close()
     }
 
+    /// A set as the JSON array that `json_each` reads back in a query.
+    static func jsonArray(_ strings: Set<String>) -> String {
+        JSONValue.array(strings.sorted().map(JSONValue.string)).serializedString()
+    }
+
     func checkOpen() throws {
         if isClosed.load(ordering: .sequentiallyConsistent) { throw JobStoreError.closed }
     }
@@ -264,5 +297,13 @@ public final class SQLiteJobStore: JobStore {
             }
             return value!
         }
+    }
+}
+
+extension Database {
+    /// `execute(sql:arguments:)` through the statement cache: statements on the runner's
+    /// hot path (claim, progress, endings) compile once per connection, not once per call.
+    func executeCached(sql: String, arguments: StatementArguments = []) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
     }
 }

@@ -142,8 +142,8 @@ enum SQLiteQueuePosition {
         let due = try Int.fetchOne(
             db.cachedStatement(
                 sql: """
-                    SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'pending' AND priority >= ? AND run_at <= ?
-                    LIMIT ?)
+                    SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_claim_order
+                        WHERE status = 'pending' AND priority >= ? AND run_at <= ? LIMIT ?)
                     """),
             arguments: [priority.rawValue, now.millisecondsSince1970, QueuePosition.exactLimit]
         ) ?? 0

@@ -35,7 +35,10 @@ public protocol JobStore: Sendable {
 
     /// Atomically moves up to `limit` claimable jobs, in claim order, to `running` under
     /// a lease held by `worker`. A job is claimed by one caller only.
-    func claim(limit: Int, worker: WorkerIdentity, leaseDuration: Duration, now: Date) async throws -> [Job]
+    ///
+    /// A job that `caps` hold back is passed over, and the next one in claim order taken.
+    func claim(limit: Int, caps: ClaimCaps, worker: WorkerIdentity, leaseDuration: Duration, now: Date) async throws
+        -> [Job]
 
     /// Stores the latest progress of a running attempt. False when the lease no longer
     /// holds (the job was finished, requeued or claimed again): the write is dropped.
@@ -71,6 +74,13 @@ public protocol JobStore: Sendable {
 
     /// Finishes pending writes and releases the store; later calls fail.
     func close() async throws
+}
+
+extension JobStore {
+    /// A claim held back by nothing but `limit`.
+    public func claim(limit: Int, worker: WorkerIdentity, leaseDuration: Duration, now: Date) async throws -> [Job] {
+        try await claim(limit: limit, caps: .none, worker: worker, leaseDuration: leaseDuration, now: now)
+    }
 }
 
 /// Who claims jobs: one supervisor process.

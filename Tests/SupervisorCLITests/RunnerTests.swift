@@ -13,8 +13,13 @@ struct RunnerHarness {
 
     let setup: DaemonSetup
     let daemon: Daemon
+    /// Sent with every request that names no token of its own.
+    var token: String?
 
-    static func start(runner: String = "", environment: [String: String] = [:]) async throws -> RunnerHarness {
+    /// - Parameter config: more tables, after the job types.
+    static func start(runner: String = "", config: String = "", token: String? = nil, environment: [String: String] = [:])
+        async throws -> RunnerHarness
+    {
         func type(_ name: String, _ extra: String = "") -> String {
             "[job_types.\(name)]\ncommand = [\"/bin/sh\", \"\(jobs.appendingPathComponent("\(name).sh").path)\"]\n\(extra)\n"
         }
@@ -46,9 +51,13 @@ struct RunnerHarness {
                 [job_types.coded]
                 command = ["/bin/sh", "\(jobs.appendingPathComponent("fail.sh").path)"]
                 permanent_exit_codes = [3]
+                [job_types.single]
+                command = ["/bin/sh", "\(jobs.appendingPathComponent("hold.sh").path)"]
+                concurrency = 1
+                \(config)
                 """)
         let daemon = try await Daemon.start(config: setup.config, environment: environment)
-        return RunnerHarness(setup: setup, daemon: daemon)
+        return RunnerHarness(setup: setup, daemon: daemon, token: token)
     }
 
     var workRoot: URL { setup.directory.appendingPathComponent("data/work") }
@@ -66,9 +75,11 @@ struct RunnerHarness {
         FileManager.default.createFile(atPath: gate, contents: nil)
     }
 
-    func submit(_ type: String, payload: JSONValue = .null, extra: [String: JSONValue] = [:]) async throws -> String {
+    func submit(_ type: String, payload: JSONValue = .null, extra: [String: JSONValue] = [:], token: String? = nil)
+        async throws -> String
+    {
         let body = JSONValue.object(["type": .string(type), "payload": payload].merging(extra) { $1 })
-        let answer = try await request(.POST, "/api/jobs", body: body)
+        let answer = try await request(.POST, "/api/jobs", body: body, token: token)
         #expect(answer.status == 202)
         guard case .string(let id)? = answer.document["jobId"] else { throw HarnessFailure("no job id in \(answer.document)") }
         return id
@@ -78,9 +89,12 @@ struct RunnerHarness {
         try await request(.GET, "/api/jobs/\(id)").document
     }
 
-    func request(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil) async throws -> (status: UInt, document: JSONValue, text: String) {
+    func request(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, token: String? = nil) async throws
+        -> (status: UInt, document: JSONValue, text: String)
+    {
         var request = HTTPClientRequest(url: daemon.baseURL + path)
         request.method = method
+        if let token = token ?? self.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body.serialized()))
@@ -228,6 +242,55 @@ struct RunnerTests {
         harness.open(gate)
         for id in ids { #expect(try await harness.ended(id)["status"] == "completed") }
         #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    @Test("a type's concurrency cap holds its next job back while jobs of other types are claimed past it")
+    func typeConcurrencyCap() async throws {
+        let harness = try await RunnerHarness.start()
+        let gate = harness.gate()
+        let first = try await harness.submit("single", payload: .string(gate))
+        try await harness.waitUntilRunning(first)
+        let second = try await harness.submit("single", payload: .string(gate))
+        let other = try await harness.submit("echo")
+        #expect(try await harness.ended(other)["status"] == "completed")
+        // `other` came after `second` in claim order and ran while three slots were free.
+        #expect(try await harness.job(second)["status"] == "pending")
+        harness.open(gate)
+        #expect(try await harness.ended(first)["status"] == "completed")
+        #expect(try await harness.ended(second)["status"] == "completed")
+        await harness.stop()
+    }
+
+    @Test("limits.max_running_per_owner holds an owner's next job back while other owners' jobs run")
+    func ownerRunningCap() async throws {
+        let alice = "alice-token-0123456789", bob = "bob-token-0123456789"
+        let harness = try await RunnerHarness.start(
+            config: """
+                [limits]
+                max_running_per_owner = 1
+                [[auth.tokens]]
+                token = "\(alice)"
+                owner = "alice"
+                [[auth.tokens]]
+                token = "\(bob)"
+                owner = "bob"
+                [[auth.tokens]]
+                token = "admin-token-0123456789"
+                owner = "ops"
+                role = "admin"
+                """,
+            token: "admin-token-0123456789")
+        let gate = harness.gate()
+        let first = try await harness.submit("hold", payload: .string(gate), token: alice)
+        try await harness.waitUntilRunning(first)
+        let second = try await harness.submit("hold", payload: .string(gate), token: alice)
+        let bobs = try await harness.submit("echo", token: bob)
+        #expect(try await harness.ended(bobs)["status"] == "completed")
+        #expect(try await harness.job(second)["status"] == "pending")
+        harness.open(gate)
+        #expect(try await harness.ended(first)["status"] == "completed")
+        #expect(try await harness.ended(second)["status"] == "completed")
         await harness.stop()
     }
 

@@ -75,6 +75,7 @@ struct ConfigurationTests {
             [limits]
             max_pending = 10
             max_pending_per_owner = 5
+            max_running_per_owner = 2
             [log]
             format = "json"
             level = "debug"
@@ -89,12 +90,13 @@ struct ConfigurationTests {
             command = ["/usr/bin/python3", "./jobs/shot.py", "--fast"]
             timeout = "90s"
             max_attempts = 5
+            concurrency = 1
             """
         )
         #expect(configuration.server.listen == ListenAddress(host: "0.0.0.0", port: 9000))
         #expect(configuration.server.maxPayloadBytes == 2 << 20)
         #expect(configuration.server.publicURL == "https://jobs.example.com")
-        #expect(configuration.limits == LimitSettings(maxPending: 10, maxPendingPerOwner: 5))
+        #expect(configuration.limits == LimitSettings(maxPending: 10, maxPendingPerOwner: 5, maxRunningPerOwner: 2))
         #expect(configuration.log == LogSettings(format: .json, level: .debug))
         #expect(configuration.tokens.map(\.owner) == ["alice", "ops"])
         #expect(configuration.tokens.map(\.role) == [.user, .admin])
@@ -103,6 +105,7 @@ struct ConfigurationTests {
         #expect(shot.command == ["/usr/bin/python3", "/etc/supervisor/jobs/shot.py", "--fast"])
         #expect(shot.timeout == .seconds(90))
         #expect(shot.maxAttempts == 5)
+        #expect(shot.concurrency == 1)
     }
 
     @Test("errors name the key", arguments: [
@@ -138,7 +141,8 @@ struct ConfigurationTests {
         ("[webhooks]\nurl = \"https://x\"", "webhooks", "not supported yet"),
         ("[retention]\ncompleted = \"1h\"", "retention", "not supported yet"),
         ("[server]\nmetrics_public = true", "server.metrics_public", "not supported yet"),
-        ("[limits]\nmax_running_per_owner = 2", "limits.max_running_per_owner", "not supported yet"),
+        ("[limits]\nmax_running_per_owner = -1", "limits.max_running_per_owner", "must be between"),
+        ("[job_types.a]\ncommand = [\"/bin/true\"]\nconcurrency = 0", "job_types.a.concurrency", "must be between"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nmemory_max = \"1G\"", "job_types.a.memory_max", "not supported yet"),
         ("this is = not toml =", "", "not valid TOML"),
     ])

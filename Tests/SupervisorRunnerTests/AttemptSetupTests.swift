@@ -16,31 +16,37 @@ struct AttemptSetupTests {
         let workRoot = try scratch()
         let job = UUIDv7Generator().next(at: Date())
         let work = WorkDirectory.location(workRoot: workRoot, workerID: "w1", job: job, attempt: 2)
-        #expect(work.root.path == workRoot.path + "/w1/\(job.rawValue)-2")
+        #expect(work.root == workRoot.path + "/w1/\(job.rawValue)-2")
 
-        try FileManager.default.createDirectory(at: work.root, withIntermediateDirectories: true)
-        try "left over".write(to: work.root.appendingPathComponent("stale"), atomically: true, encoding: .utf8)
+        let files = FileManager.default
+        try files.createDirectory(atPath: work.root, withIntermediateDirectories: true)
+        try "left over".write(toFile: work.root + "/stale", atomically: true, encoding: .utf8)
         try work.create()
-        let entries = try FileManager.default.contentsOfDirectory(atPath: work.root.path).sorted()
+        let entries = try files.contentsOfDirectory(atPath: work.root).sorted()
         #expect(entries == ["home", "tmp", "user-data"])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: work.userData.path).isEmpty)
+        #expect(try files.contentsOfDirectory(atPath: work.userData).isEmpty)
         for directory in [work.root, work.home, work.tmp, work.userData] {
-            let mode = try FileManager.default.attributesOfItem(atPath: directory.path)[.posixPermissions] as? Int
-            #expect(mode == 0o700, "\(directory.path)")
+            let mode = try files.attributesOfItem(atPath: directory)[.posixPermissions] as? Int
+            #expect(mode == 0o700, "\(directory)")
         }
 
         // What a job might leave: nested files, an unreadable directory, links out.
         let outside = workRoot.appendingPathComponent("outside.txt")
         try "keep me".write(to: outside, atomically: true, encoding: .utf8)
-        let nested = work.userData.appendingPathComponent("Default/Cache")
-        try FileManager.default.createDirectory(at: nested, withIntermediateDirectories: true)
-        try Data(count: 4096).write(to: nested.appendingPathComponent("data_0"))
-        try FileManager.default.createSymbolicLink(atPath: work.tmp.appendingPathComponent("link").path, withDestinationPath: outside.path)
-        try FileManager.default.createSymbolicLink(atPath: work.home.appendingPathComponent("up").path, withDestinationPath: workRoot.path)
-        chmod(work.userData.appendingPathComponent("Default").path, 0)
+        let nested = work.userData + "/Default/Cache"
+        try files.createDirectory(atPath: nested, withIntermediateDirectories: true)
+        try Data(count: 4096).write(to: URL(fileURLWithPath: nested + "/data_0"))
+        try files.createSymbolicLink(atPath: work.tmp + "/link", withDestinationPath: outside.path)
+        try files.createSymbolicLink(atPath: work.home + "/up", withDestinationPath: workRoot.path)
+        chmod(work.userData + "/Default", 0)
+        // A name that is not UTF-8.
+        let notUTF8 = Array(work.tmp.utf8CString.dropLast()) + [CChar(UInt8(ascii: "/")), CChar(bitPattern: 0xFF), 0]
+        let descriptor = open(notUTF8, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+        #expect(descriptor >= 0)
+        close(descriptor)
 
         try work.remove()
-        #expect(!FileManager.default.fileExists(atPath: work.root.path))
+        #expect(!FileManager.default.fileExists(atPath: work.root))
         #expect(try String(contentsOf: outside, encoding: .utf8) == "keep me")
         try work.remove()
     }
@@ -48,15 +54,15 @@ struct AttemptSetupTests {
     @Test("the job's environment is exactly SPEC section 6")
     func environment() throws {
         let job = UUIDv7Generator().next(at: Date())
-        let work = WorkDirectory(root: URL(fileURLWithPath: "/work/w1/\(job.rawValue)-1"))
+        let work = WorkDirectory(root: "/work/w1/\(job.rawValue)-1")
         var environment = AttemptEnvironment(
             jobID: job, jobType: "shot", attempt: 1, workDirectory: work,
-            artifactsDirectory: URL(fileURLWithPath: "/artifacts/\(job.rawValue)"),
-            payloadFile: URL(fileURLWithPath: "/work/w1/\(job.rawValue)-1/payload.json"), debugPort: 9301,
+            artifactsDirectory: "/artifacts/\(job.rawValue)", payloadFile: "/work/w1/\(job.rawValue)-1/payload.json",
+            debugPort: 9301,
             typeEnvironment: ["LANG": "C.UTF-8", "HOME": "/root", "SUPERVISOR_WORK_DIR": "/elsewhere"],
             supervisorPath: "/usr/local/bin:/usr/bin:/bin"
         )
-        let root = work.root.path
+        let root = work.root
         #expect(environment.variables == [
             "SUPERVISOR_JOB_ID": job.rawValue, "SUPERVISOR_JOB_TYPE": "shot", "SUPERVISOR_ATTEMPT": "1",
             "SUPERVISOR_WORK_DIR": root, "SUPERVISOR_USER_DATA_DIR": root + "/user-data",
@@ -68,7 +74,7 @@ struct AttemptSetupTests {
         ])
 
         environment.typeEnvironment["PATH"] = "/opt/venv/bin:/usr/bin"
-        environment.secretsFile = URL(fileURLWithPath: "/work/secrets.json")
+        environment.secretsFile = "/work/secrets.json"
         environment.cdpURL = "ws://127.0.0.1:9301/devtools/browser/abc"
         let variables = environment.variables
         #expect(variables["PATH"] == "/opt/venv/bin:/usr/bin")
