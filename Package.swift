@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "SupervisorCLI",
             dependencies: [
-                "SupervisorHTTP", "SupervisorSQLite", "SupervisorConfig", "SupervisorRunner",
+                "SupervisorHTTP", "SupervisorSQLite", "SupervisorConfig", "SupervisorRunner", "SupervisorSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,6 +80,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // libseccomp (Debian libseccomp-dev).
+        .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        // Containment of attempts (SPEC section 7): seccomp profiles, read, checked and
+        // compiled once into the programs the launcher loads.
+        .target(
+            name: "SupervisorSandbox",
+            dependencies: ["SupervisorCore", "CSeccomp", "CSupervisorLinux"],
+            resources: [.copy("Profiles")],
+            swiftSettings: swiftSettings
+        ),
         // The exec launcher each attempt starts through: the setup that must run between
         // fork and exec, in C, because no Swift code may run there.
         // Linked statically: SwiftPM links every executable against the Swift runtime, and
@@ -87,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "SupervisorLaunch",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])],
-            linkerSettings: [.unsafeFlags(["-static-executable"])]
+            linkerSettings: [.unsafeFlags(["-static-executable", "-nostartfiles"])]
         ),
         // The behaviour every `JobStore` must show; each backend's tests run it.
         .target(name: "JobStoreContract", dependencies: ["SupervisorStore"], swiftSettings: swiftSettings),
@@ -107,7 +117,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "SupervisorLaunchTests", swiftSettings: swiftSettings),
+        .testTarget(name: "SupervisorLaunchTests", dependencies: ["SupervisorSandbox"], swiftSettings: swiftSettings),
+        .testTarget(name: "SupervisorSandboxTests", dependencies: ["SupervisorSandbox"], swiftSettings: swiftSettings),
         .testTarget(name: "SupervisorRunnerTests", dependencies: ["SupervisorRunner"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SupervisorCLITests",

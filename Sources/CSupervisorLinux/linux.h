@@ -1,5 +1,5 @@
-// Linux calls the Swift Glibc module does not import: prctl is variadic and pipe2 needs
-// _GNU_SOURCE. Thin wrappers only; no logic lives here.
+// Linux calls the Swift Glibc module does not import: prctl is variadic, pipe2 and
+// memfd_create need _GNU_SOURCE. Thin wrappers only; no logic lives here.
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -8,3 +8,10 @@
 static inline int supervisor_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 
 static inline int supervisor_pipe_cloexec(int ends[2]) { return (int)syscall(SYS_pipe2, ends, O_CLOEXEC); }
+
+static inline int supervisor_memfd(const char *name) {
+    return (int)syscall(SYS_memfd_create, name, 0x0001U /* MFD_CLOEXEC */ | 0x0002U /* MFD_ALLOW_SEALING */);
+}
+
+// F_ADD_SEALS with F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE (linux/fcntl.h).
+static inline int supervisor_seal_readonly(int fd) { return fcntl(fd, 1024 + 9, 0x0001 | 0x0002 | 0x0004 | 0x0008); }

@@ -13,18 +13,6 @@ struct CleanupCommand: AsyncParsableCommand {
     func run() async throws { throw CommandFailure.notSupportedYet("cleanup") }
 }
 
-struct ProfileCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "profile", abstract: "Seccomp profiles.", subcommands: [Check.self])
-
-    struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "check", abstract: "Validate a seccomp profile and print its rules (not supported yet).")
-        @Argument(help: "A profile name (profiles/NAME.json) or a path.") var profile: String
-        func run() async throws { throw CommandFailure.notSupportedYet("profile check") }
-    }
-}
-
 struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup", abstract: "Write a consistent copy of the SQLite store (not supported yet).")

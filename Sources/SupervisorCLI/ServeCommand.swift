@@ -7,6 +7,7 @@ import ServiceLifecycle
 import SupervisorConfig
 import SupervisorHTTP
 import SupervisorRunner
+import SupervisorSandbox
 import SupervisorSQLite
 import SupervisorStore
 
@@ -88,7 +89,48 @@ enum RunnerAssembly {
         }
         let host = ProcessInfo.processInfo.hostName
         let worker = WorkerIdentity(id: "\(host)-\(getpid())", host: host)
-        return Runner(store: store, configuration: configuration, worker: worker, launcher: launcher, logger: logger)
+        return Runner(
+            store: store, configuration: configuration, worker: worker, launcher: launcher,
+            seccompPrograms: try seccompPrograms(configuration, logger: logger), logger: logger)
+    }
+
+    /// Each job type's seccomp program, compiled once per profile and sealed in a memory
+    /// file the launchers read. Names the profile does not know are warned about once.
+    static func seccompPrograms(_ configuration: SupervisorConfiguration, logger: Logger) throws -> [String: Int32] {
+        var sealed: [String: Int32] = [:]
+        var byType: [String: Int32] = [:]
+        for (name, program) in try compileProfiles(configuration).sorted(by: { $0.key < $1.key }) {
+            let reference = program.profile.name
+            if sealed[reference] == nil {
+                if !program.unknownNames.isEmpty {
+                    logger.warning(
+                        "seccomp profile names system calls this libseccomp does not know; they are skipped",
+                        metadata: ["profile": "\(reference)", "names": "\(program.unknownNames.joined(separator: ","))"])
+                }
+                sealed[reference] = try program.sealedDescriptor()
+            }
+            byType[name] = sealed[reference]
+        }
+        return byType
+    }
+
+    /// Each job type's profile, compiled once per profile. A profile that is missing or
+    /// wrong stops start-up, naming the type, the profile and the rule.
+    static func compileProfiles(_ configuration: SupervisorConfiguration) throws -> [String: SeccompProgram] {
+        var byProfile: [String: SeccompProgram] = [:]
+        var byType: [String: SeccompProgram] = [:]
+        for (name, type) in configuration.jobTypes.sorted(by: { $0.key < $1.key }) {
+            if byProfile[type.profile] == nil {
+                do {
+                    let profile = try SeccompProfiles.load(type.profile, relativeTo: configuration.baseDirectory)
+                    byProfile[type.profile] = try SeccompProgram(compiling: profile)
+                } catch {
+                    throw CommandFailure("job_types.\(name).profile: \(error)")
+                }
+            }
+            byType[name] = byProfile[type.profile]
+        }
+        return byType
     }
 }
 
@@ -162,13 +204,14 @@ struct ConfigCommand: AsyncParsableCommand {
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "check",
-            abstract: "Validate the config and print its job types."
+            abstract: "Validate the config and every seccomp profile it names, and print its job types."
         )
 
         @OptionGroup var options: ConfigOption
 
         func run() async throws {
             let configuration = try ConfigurationLoader.load(explicitPath: options.config)
+            let programs = try RunnerAssembly.compileProfiles(configuration)
             print("config: \(configuration.sourcePath ?? "(none: built-in defaults)") is valid")
             print("listen: \(configuration.server.listen)")
             print("store:  \(configuration.store.url)")
@@ -176,7 +219,11 @@ struct ConfigCommand: AsyncParsableCommand {
             print("job types:")
             if configuration.jobTypes.isEmpty { print("  (none)") }
             for type in configuration.jobTypes.values.sorted(by: { $0.name < $1.name }) {
-                print("  \(type.name): \(type.command.joined(separator: " ")) (timeout \(type.timeout), max_attempts \(type.maxAttempts))")
+                let unknown = programs[type.name]?.unknownNames ?? []
+                print(
+                    "  \(type.name): \(type.command.joined(separator: " ")) (timeout \(type.timeout), "
+                        + "max_attempts \(type.maxAttempts), profile \(type.profile)"
+                        + (unknown.isEmpty ? "" : "; skipped, unknown to this libseccomp: \(unknown.joined(separator: " "))") + ")")
             }
         }
     }

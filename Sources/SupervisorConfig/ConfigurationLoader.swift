@@ -163,10 +163,10 @@ public enum ConfigurationLoader {
                     name,
                     known: [
                         "command", "timeout", "idle_timeout", "max_attempts", "backoff", "backoff_max", "nofile",
-                        "permanent_exit_codes", "env", "concurrency",
+                        "permanent_exit_codes", "env", "concurrency", "profile",
                     ],
                     notYetSupported: [
-                        "profile", "browser", "memory_max", "pids_max", "run_as", "read_paths",
+                        "browser", "memory_max", "pids_max", "run_as", "read_paths",
                         "write_paths",
                     ]
                 ) else { continue }
@@ -222,6 +222,12 @@ public enum ConfigurationLoader {
         }
         if let nofile = try section.integer("nofile", in: 16...(1 << 20)) { settings.nofile = nofile }
         if let concurrency = try section.integer("concurrency", in: 1...1024) { settings.concurrency = concurrency }
+        if let profile = try section.string("profile") {
+            guard !profile.isEmpty else {
+                throw ConfigurationError(key: section.keyPath("profile"), message: "must name a profile or a path")
+            }
+            settings.profile = profile
+        }
         if let codes = try section.integerArray("permanent_exit_codes", in: 1...255) {
             settings.permanentExitCodes = Set(codes.map(Int32.init))
         }

@@ -158,12 +158,14 @@ public struct JobTypeSettings: Sendable, Equatable {
     public var environment: [String: String]
     /// Jobs of this type one worker runs at once, within `runner.concurrency`; nil: no cap.
     public var concurrency: Int?
+    /// The seccomp profile: a name (`profiles/NAME.json`) or a path; SPEC section 7.
+    public var profile: String
 
     public init(
         name: String, command: [String], timeout: Duration = .seconds(300), idleTimeout: Duration = .zero,
         maxAttempts: Int = 3, backoff: RetryBackoff = RetryBackoff(base: .seconds(5), maximum: .seconds(600)),
         nofile: Int = 4096, permanentExitCodes: Set<Int32> = [], environment: [String: String] = [:],
-        concurrency: Int? = nil
+        concurrency: Int? = nil, profile: String = "default"
     ) {
         self.name = name
         self.command = command
@@ -175,6 +177,7 @@ public struct JobTypeSettings: Sendable, Equatable {
         self.permanentExitCodes = permanentExitCodes
         self.environment = environment
         self.concurrency = concurrency
+        self.profile = profile
     }
 }
 

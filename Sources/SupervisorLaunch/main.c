@@ -1,6 +1,7 @@
 // supervisor-launch: the exec launcher every job attempt starts through (SPEC section 7).
 //
-//   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] [--cgroup DIR] -- PROGRAM [ARG...]
+//   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] [--cgroup DIR] [--seccomp-fd N]
+//                     -- PROGRAM [ARG...]
 //
 // The supervisor is a threaded Swift process and must not run code between fork and
 // exec, so this small single-threaded program does the setup instead: it parses its
@@ -12,6 +13,10 @@
 // pass its exit status on. Moving a running process into a cgroup instead (writing
 // cgroup.procs) waits for an RCU grace period in the kernel: ~13 ms here whenever
 // migrations are not back to back. Kernels without CLONE_INTO_CGROUP get the move.
+//
+// The job then runs with no capability (the bounding set included), `no_new_privs`, and,
+// with --seccomp-fd, the BPF program the supervisor compiled from the type's profile
+// (read from that descriptor), loaded as the very last step before execve.
 //
 // Any failure ends the launch at once: a one-line message goes to the report fd (if
 // given, else stderr) and the exit status is 127. The report fd is close-on-exec, so
@@ -27,7 +32,11 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +48,7 @@ struct launch_plan {
     int report_fd;                  // -1: report on stderr
     long nofile;                    // -1: inherit RLIMIT_NOFILE
     const char *cgroup;             // NULL: stay in the supervisor's cgroup
+    int seccomp_fd;                 // -1: no seccomp filter
     char **argv;                    // the job's argv; argv[0] is the program
 };
 
@@ -69,7 +79,8 @@ static long parse_number(const char *option, const char *text, long minimum, lon
 }
 
 static struct launch_plan parse_plan(int argc, char **argv) {
-    struct launch_plan plan = {.working_directory = NULL, .report_fd = -1, .nofile = -1, .cgroup = NULL, .argv = NULL};
+    struct launch_plan plan = {
+        .working_directory = NULL, .report_fd = -1, .nofile = -1, .cgroup = NULL, .seccomp_fd = -1, .argv = NULL};
     int index = 1;
     for (; index < argc; index++) {
         const char *option = argv[index];
@@ -86,6 +97,8 @@ static struct launch_plan parse_plan(int argc, char **argv) {
             report_fd = plan.report_fd;
         } else if (strcmp(option, "--cgroup") == 0) {
             plan.cgroup = value;
+        } else if (strcmp(option, "--seccomp-fd") == 0) {
+            plan.seccomp_fd = (int)parse_number(option, value, 3, INT_MAX);
         } else if (strcmp(option, "--nofile") == 0) {
             plan.nofile = parse_number(option, value, 16, 1L << 20);
         } else {
@@ -110,6 +123,42 @@ static void close_stray_descriptors(int keep) {
     long maximum = sysconf(_SC_OPEN_MAX);
     for (long fd = 3; fd < maximum; fd++)
         if (fd != keep) close((int)fd);
+}
+
+// The compiled filter: whole `struct sock_filter` instructions, read with pread because
+// every attempt's launcher shares the one descriptor (and its offset).
+static struct sock_fprog read_filter(int fd) {
+    struct stat info;
+    if (fstat(fd, &info) != 0) fail("supervisor-launch: seccomp fd %d: %s", fd, strerror(errno));
+    size_t size = (size_t)info.st_size;
+    if (size == 0 || size % sizeof(struct sock_filter) != 0 || size > BPF_MAXINSNS * sizeof(struct sock_filter))
+        fail("supervisor-launch: seccomp fd %d holds %zu bytes, not a BPF program", fd, size);
+    struct sock_filter *instructions = malloc(size);
+    if (!instructions) fail("supervisor-launch: out of memory");
+    if (pread(fd, instructions, size, 0) != (ssize_t)size) fail("supervisor-launch: cannot read seccomp fd %d", fd);
+    close(fd);
+    return (struct sock_fprog){.len = (unsigned short)(size / sizeof(struct sock_filter)), .filter = instructions};
+}
+
+// Every capability goes: the bounding set (so an execve of a set-uid or file-capability
+// program cannot bring one back), the ambient, inheritable, permitted and effective sets.
+// Without CAP_SETPCAP (a supervisor not running as root, or a launcher started by a job)
+// the bounding set cannot shrink, but then there is no capability to pass on, and
+// no_new_privs stops any gain.
+static void drop_capabilities(void) {
+    for (int capability = 0;; capability++) {
+        if (prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) == 0) continue;
+        // EINVAL: past the kernel's last capability. EPERM (checked first by the kernel):
+        // no CAP_SETPCAP, so no capability to drop either.
+        if (errno == EINVAL || errno == EPERM) break;
+        fail("supervisor-launch: cannot drop capability %d: %s", capability, strerror(errno));
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+        fail("supervisor-launch: cannot clear ambient capabilities: %s", strerror(errno));
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+    memset(none, 0, sizeof none);
+    if (syscall(SYS_capset, &header, none) != 0) fail("supervisor-launch: cannot drop capabilities: %s", strerror(errno));
 }
 
 // Moves this process into the attempt's cgroup: the fallback for kernels before 5.7.
@@ -197,6 +246,9 @@ static void carry_out(const struct launch_plan *plan) {
         }
     }
 
+    struct sock_fprog filter = {.len = 0, .filter = NULL};
+    if (plan->seccomp_fd >= 0) filter = read_filter(plan->seccomp_fd);
+
     close_stray_descriptors(plan->report_fd);
     if (plan->report_fd >= 0 && fcntl(plan->report_fd, F_SETFD, FD_CLOEXEC) != 0)
         fail("supervisor-launch: report fd %d: %s", plan->report_fd, strerror(errno));
@@ -211,12 +263,19 @@ static void carry_out(const struct launch_plan *plan) {
     if (plan->working_directory && chdir(plan->working_directory) != 0)
         fail("supervisor-launch: cannot enter %s: %s", plan->working_directory, strerror(errno));
 
+    drop_capabilities();
+
     // Signals the supervisor may have blocked or ignored are not the job's business.
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (int number = 1; number < NSIG; number++)
         if (number != SIGKILL && number != SIGSTOP) signal(number, SIG_DFL);
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("supervisor-launch: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+    // Last: from here on the job's filter judges every call, execve included.
+    if (filter.filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filter) != 0)
+        fail("supervisor-launch: cannot load the seccomp filter: %s", strerror(errno));
 
     execvpe(plan->argv[0], plan->argv, environ);
     fail("supervisor-launch: cannot run %s: %s", plan->argv[0], strerror(errno));

@@ -18,10 +18,12 @@ public final class Attempt: Sendable {
         public var ports: DebugPortPool
         public var cgroups: AttemptCgroups?
         public var supervisorPath: String
+        /// Each job type's compiled seccomp program, as a sealed descriptor.
+        public var seccompPrograms: [String: Int32]
 
         public init(
             settings: RunnerSettings, workerID: String, launcher: String, ports: DebugPortPool,
-            cgroups: AttemptCgroups?, supervisorPath: String
+            cgroups: AttemptCgroups?, supervisorPath: String, seccompPrograms: [String: Int32]
         ) {
             self.settings = settings
             self.workerID = workerID
@@ -29,6 +31,7 @@ public final class Attempt: Sendable {
             self.ports = ports
             self.cgroups = cgroups
             self.supervisorPath = supervisorPath
+            self.seccompPrograms = seccompPrograms
         }
     }
 
@@ -158,13 +161,16 @@ public final class Attempt: Sendable {
         }
         var arguments = ["--cwd", work.root, "--report-fd", "3", "--nofile", String(type.nofile)]
         if let cgroup { arguments += ["--cgroup", cgroup] }
+        let seccomp = context.seccompPrograms[job.type]
+        if seccomp != nil { arguments += ["--seccomp-fd", "4"] }
         arguments += ["--"] + type.command
         let pid: pid_t
         do {
             pid = try await ChildProcesses.shared.spawn(
                 ChildProcesses.Launch(
                     executable: context.launcher, arguments: arguments, environment: environment.variables,
-                    stdin: stdin, stdout: stdout.write, stderr: stderr.write, report: report.write))
+                    stdin: stdin, stdout: stdout.write, stderr: stderr.write, report: report.write,
+                    seccomp: seccomp))
         } catch {
             for pipe in [stdout, stderr, report] { pipe.close() }
             throw error

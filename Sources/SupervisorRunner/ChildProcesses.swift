@@ -22,10 +22,12 @@ public final class ChildProcesses: Sendable {
         public var stderr: Int32
         /// Becomes descriptor 3 of the child.
         public var report: Int32
+        /// Becomes descriptor 4 of the child: the seccomp program for the launcher.
+        public var seccomp: Int32?
 
         public init(
             executable: String, arguments: [String], environment: [String: String], stdin: Int32, stdout: Int32,
-            stderr: Int32, report: Int32
+            stderr: Int32, report: Int32, seccomp: Int32? = nil
         ) {
             self.executable = executable
             self.arguments = arguments
@@ -33,7 +35,8 @@ public final class ChildProcesses: Sendable {
             self.stdin = stdin
             self.stdout = stdout
             self.stderr = stderr
-            self.report = report
+                self.report = report
+            self.seccomp = seccomp
         }
     }
 
@@ -147,7 +150,9 @@ public final class ChildProcesses: Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         // Sources are the supervisor's own close-on-exec descriptors, which are all above 3
         // in a running daemon; dup2 clears close-on-exec on the copies.
-        for (source, target) in [(launch.stdin, 0), (launch.stdout, 1), (launch.stderr, 2), (launch.report, 3)] {
+        var descriptors = [(launch.stdin, 0), (launch.stdout, 1), (launch.stderr, 2), (launch.report, 3)]
+        if let seccomp = launch.seccomp { descriptors.append((seccomp, 4)) }
+        for (source, target) in descriptors {
             posix_spawn_file_actions_adddup2(&actions, source, Int32(target))
         }
         var attributes = posix_spawnattr_t()

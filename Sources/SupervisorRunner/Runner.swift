@@ -40,7 +40,8 @@ public actor Runner: Service {
 
     public init(
         store: any JobStore, configuration: SupervisorConfiguration, worker: WorkerIdentity, launcher: String,
-        clock: any WallClock = SystemWallClock(), events: JobEvents = JobEvents(), logger: Logger
+        seccompPrograms: [String: Int32], clock: any WallClock = SystemWallClock(), events: JobEvents = JobEvents(),
+        logger: Logger
     ) {
         self.store = store
         self.configuration = configuration
@@ -51,7 +52,8 @@ public actor Runner: Service {
         context = Attempt.Context(
             settings: configuration.runner, workerID: worker.id, launcher: launcher,
             ports: DebugPortPool(range: configuration.runner.portRange), cgroups: AttemptCgroups.detect(),
-            supervisorPath: ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
+            supervisorPath: ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+            seccompPrograms: seccompPrograms)
         (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (endings, ending) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }

@@ -25,13 +25,45 @@ struct CommandTests {
     }
 
     @Test("commands whose behaviour has not landed refuse clearly", arguments: [
-        ["logs", "x", "--follow"], ["cleanup"], ["profile", "check", "default"], ["backup", "/tmp/x"], ["delete", "x"],
+        ["logs", "x", "--follow"], ["cleanup"], ["backup", "/tmp/x"], ["delete", "x"],
         ["drain", "w"],
     ])
     func notYet(_ command: [String]) async throws {
         let result = try await SupervisorBinary.run(command)
         #expect(result.status == 1)
         #expect(result.stderr.contains("not supported yet"))
+    }
+
+    @Test("profile check accepts the shipped profiles and refuses a bad one, naming the rule")
+    func profileCheck() async throws {
+        for name in ["default", "chromium", "strict"] {
+            let result = try await SupervisorBinary.run(["profile", "check", name, "--strict"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.hasPrefix("profile \(name): valid"))
+        }
+        let json = try await SupervisorBinary.run(["profile", "check", "default", "--json"])
+        let document = try JSONValue(parsing: Data(json.stdout.utf8))
+        #expect(document["defaultAction"] == "allow")
+        #expect(document["unknownNames"] == [])
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("profile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let bad = directory.appendingPathComponent("bad.json")
+        try #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOPE"}]}"#
+            .write(to: bad, atomically: true, encoding: .utf8)
+        let refused = try await SupervisorBinary.run(["profile", "check", bad.path])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("syscalls[0] (mount): unknown action \"SCMP_ACT_NOPE\""), "\(refused.stderr)")
+
+        let future = directory.appendingPathComponent("future.json")
+        try #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mount", "future_call"], "action": "SCMP_ACT_ERRNO"}]}"#
+            .write(to: future, atomically: true, encoding: .utf8)
+        let skipped = try await SupervisorBinary.run(["profile", "check", future.path])
+        #expect(skipped.status == 0)
+        #expect(skipped.stdout.contains("warning: skipped, unknown to this libseccomp: future_call"))
+        let strict = try await SupervisorBinary.run(["profile", "check", future.path, "--strict"])
+        #expect(strict.status == 1)
+        #expect(strict.stderr.contains("does not know future_call"))
     }
 
     @Test("submit, status, list, cancel, retry and info against a running daemon")

@@ -103,6 +103,18 @@ struct DurabilityTests {
         #expect(result.stderr.contains("loopback"))
     }
 
+    @Test("a job type's bad seccomp profile stops start-up, naming the type, the profile and the rule")
+    func refusesBadProfile() async throws {
+        let setup = try DaemonSetup(runner: "concurrency = 1", extraConfig: "profile = \"./broken.json\"")
+        try #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_MAYBE"}]}"#
+            .write(to: setup.directory.appendingPathComponent("broken.json"), atomically: true, encoding: .utf8)
+        let result = try await SupervisorBinary.run(["serve", "--config", setup.config.path])
+        #expect(result.status != 0)
+        #expect(
+            result.stderr.contains(#"job_types.echo.profile: seccomp profile ./broken.json: syscalls[0] (mount): unknown action "SCMP_ACT_MAYBE""#),
+            "\(result.stderr)")
+    }
+
     @Test("an unknown config key stops start-up with a message naming it")
     func refusesUnknownKey() async throws {
         let setup = try DaemonSetup(extraConfig: "colour = \"red\"")

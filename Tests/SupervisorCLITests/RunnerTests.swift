@@ -51,11 +51,20 @@ struct RunnerHarness {
                 [job_types.coded]
                 command = ["/bin/sh", "\(jobs.appendingPathComponent("fail.sh").path)"]
                 permanent_exit_codes = [3]
+                \(type("confinement"))
+                [job_types.nomkdir]
+                command = ["/bin/sh", "\(jobs.appendingPathComponent("confinement.sh").path)"]
+                profile = "no-mkdir"
                 [job_types.single]
                 command = ["/bin/sh", "\(jobs.appendingPathComponent("hold.sh").path)"]
                 concurrency = 1
                 \(config)
                 """)
+        // A profile of the harness's own, found by name in profiles/ next to the config.
+        let profiles = setup.directory.appendingPathComponent("profiles")
+        try FileManager.default.createDirectory(at: profiles, withIntermediateDirectories: true)
+        try #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28}]}"#
+            .write(to: profiles.appendingPathComponent("no-mkdir.json"), atomically: true, encoding: .utf8)
         let daemon = try await Daemon.start(config: setup.config, environment: environment)
         return RunnerHarness(setup: setup, daemon: daemon, token: token)
     }
@@ -242,6 +251,18 @@ struct RunnerTests {
         harness.open(gate)
         for id in ids { #expect(try await harness.ended(id)["status"] == "completed") }
         #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    @Test("every attempt runs without capabilities, with no_new_privs and its type's seccomp profile (default unless named)")
+    func confinement() async throws {
+        let harness = try await RunnerHarness.start()
+        let confined = try await harness.ended(try await harness.submit("confinement"))
+        #expect(confined["status"] == "completed")
+        #expect(confined["result"] == ["seccomp": 2, "noNewPrivs": 1, "capEff": "0000000000000000", "mkdir": true])
+        let denied = try await harness.ended(try await harness.submit("nomkdir"))
+        #expect(denied["result"]?["mkdir"] == false, "the type's own profile denies mkdir: \(denied)")
+        #expect(denied["result"]?["seccomp"] == 2)
         await harness.stop()
     }
 
