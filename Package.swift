@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "SupervisorCLITests",
             dependencies: [
-                "SupervisorCLI", "SupervisorSQLite", "SupervisorStore",
+                "SupervisorCLI", "SupervisorSQLite", "SupervisorStore", "SupervisorRunner",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             // Job scripts the runner tests configure as job types.

@@ -163,10 +163,10 @@ public enum ConfigurationLoader {
                     name,
                     known: [
                         "command", "timeout", "idle_timeout", "max_attempts", "backoff", "backoff_max", "nofile",
-                        "permanent_exit_codes", "env", "concurrency", "profile",
+                        "permanent_exit_codes", "env", "concurrency", "profile", "memory_max", "pids_max",
                     ],
                     notYetSupported: [
-                        "browser", "memory_max", "pids_max", "run_as", "read_paths",
+                        "browser", "run_as", "read_paths",
                         "write_paths",
                     ]
                 ) else { continue }
@@ -228,6 +228,11 @@ public enum ConfigurationLoader {
             }
             settings.profile = profile
         }
+        if let bytes = try section.size("memory_max") {
+            guard bytes >= 4 << 20 else { throw ConfigurationError(key: section.keyPath("memory_max"), message: "must be at least 4M") }
+            settings.memoryMax = bytes
+        }
+        if let pids = try section.integer("pids_max", in: 8...4_194_304) { settings.pidsMax = pids }
         if let codes = try section.integerArray("permanent_exit_codes", in: 1...255) {
             settings.permanentExitCodes = Set(codes.map(Int32.init))
         }

@@ -160,6 +160,10 @@ public struct JobTypeSettings: Sendable, Equatable {
     public var concurrency: Int?
     /// The seccomp profile: a name (`profiles/NAME.json`) or a path; SPEC section 7.
     public var profile: String
+    /// The attempt's memory limit in bytes (its cgroup's); nil: none.
+    public var memoryMax: Int64?
+    /// The attempt's process limit (its cgroup's); nil: none.
+    public var pidsMax: Int?
 
     public init(
         name: String, command: [String], timeout: Duration = .seconds(300), idleTimeout: Duration = .zero,

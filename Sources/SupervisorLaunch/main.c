@@ -1,12 +1,16 @@
 // supervisor-launch: the exec launcher every job attempt starts through (SPEC section 7).
 //
-//   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] [--cgroup DIR] [--seccomp-fd N]
-//                     -- PROGRAM [ARG...]
+//   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] [--cgroup DIR] [--join DIR]...
+//                     [--rlimit-as BYTES] [--nproc N] [--seccomp-fd N] -- PROGRAM [ARG...]
 //
 // The supervisor is a threaded Swift process and must not run code between fork and
 // exec, so this small single-threaded program does the setup instead: it parses its
 // options into a plan, then carries the plan out step by step and execs the job. The
 // job's environment is this process's environment, exactly; nothing is added.
+//
+// --join names a cgroup v1 directory (memory, pids on hybrid hosts) the job moves into
+// before it runs anything; --rlimit-as and --nproc are the fallbacks where no cgroup
+// can hold `memory_max` or `pids_max`.
 //
 // With --cgroup the job is created inside the attempt's cgroup as a child of the
 // launcher (clone3 with CLONE_INTO_CGROUP), and the launcher stays as its parent only to
@@ -49,6 +53,10 @@ struct launch_plan {
     long nofile;                    // -1: inherit RLIMIT_NOFILE
     const char *cgroup;             // NULL: stay in the supervisor's cgroup
     int seccomp_fd;                 // -1: no seccomp filter
+    const char *joins[4];           // cgroup v1 directories to join
+    int join_count;
+    long address_space;             // -1: inherit RLIMIT_AS
+    long processes;                 // -1: inherit RLIMIT_NPROC
     char **argv;                    // the job's argv; argv[0] is the program
 };
 
@@ -80,7 +88,8 @@ static long parse_number(const char *option, const char *text, long minimum, lon
 
 static struct launch_plan parse_plan(int argc, char **argv) {
     struct launch_plan plan = {
-        .working_directory = NULL, .report_fd = -1, .nofile = -1, .cgroup = NULL, .seccomp_fd = -1, .argv = NULL};
+        .working_directory = NULL, .report_fd = -1, .nofile = -1, .cgroup = NULL, .seccomp_fd = -1,
+        .join_count = 0, .address_space = -1, .processes = -1, .argv = NULL};
     int index = 1;
     for (; index < argc; index++) {
         const char *option = argv[index];
@@ -97,6 +106,14 @@ static struct launch_plan parse_plan(int argc, char **argv) {
             report_fd = plan.report_fd;
         } else if (strcmp(option, "--cgroup") == 0) {
             plan.cgroup = value;
+        } else if (strcmp(option, "--join") == 0) {
+            if (plan.join_count == (int)(sizeof plan.joins / sizeof plan.joins[0]))
+                fail("supervisor-launch: too many --join");
+            plan.joins[plan.join_count++] = value;
+        } else if (strcmp(option, "--rlimit-as") == 0) {
+            plan.address_space = parse_number(option, value, 1L << 20, LONG_MAX);
+        } else if (strcmp(option, "--nproc") == 0) {
+            plan.processes = parse_number(option, value, 1, 1L << 22);
         } else if (strcmp(option, "--seccomp-fd") == 0) {
             plan.seccomp_fd = (int)parse_number(option, value, 3, INT_MAX);
         } else if (strcmp(option, "--nofile") == 0) {
@@ -161,7 +178,18 @@ static void drop_capabilities(void) {
     if (syscall(SYS_capset, &header, none) != 0) fail("supervisor-launch: cannot drop capabilities: %s", strerror(errno));
 }
 
-// Moves this process into the attempt's cgroup: the fallback for kernels before 5.7.
+// Sets both the soft and the hard limit; never above the hard limit the launcher has,
+// which only a privileged process could raise.
+static void set_limit(int resource, const char *name, long value) {
+    struct rlimit current;
+    if (getrlimit(resource, &current) != 0) fail("supervisor-launch: %s: %s", name, strerror(errno));
+    rlim_t wanted = (rlim_t)value;
+    if (current.rlim_max != RLIM_INFINITY && wanted > current.rlim_max && geteuid() != 0) wanted = current.rlim_max;
+    struct rlimit limit = {wanted, wanted};
+    if (setrlimit(resource, &limit) != 0) fail("supervisor-launch: %s %ld: %s", name, value, strerror(errno));
+}
+
+// Moves this process into a cgroup (v1 controllers, or v2 before Linux 5.7).
 static void join_cgroup(const char *directory) {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/cgroup.procs", directory) >= (int)sizeof path)
@@ -235,6 +263,11 @@ static void carry_out(const struct launch_plan *plan) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("supervisor-launch: PR_SET_PDEATHSIG: %s", strerror(errno));
     if (getppid() != parent) fail("supervisor-launch: the supervisor exited during the launch");
 
+    // No core dumps, from here on: not of the job, nor of the launcher when it passes on
+    // a job's fatal signal by raising it on itself.
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0) fail("supervisor-launch: RLIMIT_CORE: %s", strerror(errno));
+
     if (plan->cgroup) {
         pid_t launcher = getpid();
         pid_t job = fork_into_cgroup(plan->cgroup);
@@ -246,6 +279,9 @@ static void carry_out(const struct launch_plan *plan) {
         }
     }
 
+    // Before anything of the job runs, so all it forks is counted against its limits.
+    for (int index = 0; index < plan->join_count; index++) join_cgroup(plan->joins[index]);
+
     struct sock_fprog filter = {.len = 0, .filter = NULL};
     if (plan->seccomp_fd >= 0) filter = read_filter(plan->seccomp_fd);
 
@@ -253,12 +289,9 @@ static void carry_out(const struct launch_plan *plan) {
     if (plan->report_fd >= 0 && fcntl(plan->report_fd, F_SETFD, FD_CLOEXEC) != 0)
         fail("supervisor-launch: report fd %d: %s", plan->report_fd, strerror(errno));
 
-    struct rlimit no_core = {0, 0};
-    if (setrlimit(RLIMIT_CORE, &no_core) != 0) fail("supervisor-launch: RLIMIT_CORE: %s", strerror(errno));
-    if (plan->nofile > 0) {
-        struct rlimit files = {(rlim_t)plan->nofile, (rlim_t)plan->nofile};
-        if (setrlimit(RLIMIT_NOFILE, &files) != 0) fail("supervisor-launch: RLIMIT_NOFILE %ld: %s", plan->nofile, strerror(errno));
-    }
+    if (plan->nofile > 0) set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", plan->nofile);
+    if (plan->address_space > 0) set_limit(RLIMIT_AS, "RLIMIT_AS", plan->address_space);
+    if (plan->processes > 0) set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", plan->processes);
 
     if (plan->working_directory && chdir(plan->working_directory) != 0)
         fail("supervisor-launch: cannot enter %s: %s", plan->working_directory, strerror(errno));

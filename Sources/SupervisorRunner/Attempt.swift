@@ -16,14 +16,14 @@ public final class Attempt: Sendable {
         /// The `supervisor-launch` executable.
         public var launcher: String
         public var ports: DebugPortPool
-        public var cgroups: AttemptCgroups?
+        public var cgroups: AttemptCgroups
         public var supervisorPath: String
         /// Each job type's compiled seccomp program, as a sealed descriptor.
         public var seccompPrograms: [String: Int32]
 
         public init(
             settings: RunnerSettings, workerID: String, launcher: String, ports: DebugPortPool,
-            cgroups: AttemptCgroups?, supervisorPath: String, seccompPrograms: [String: Int32]
+            cgroups: AttemptCgroups, supervisorPath: String, seccompPrograms: [String: Int32]
         ) {
             self.settings = settings
             self.workerID = workerID
@@ -88,11 +88,21 @@ public final class Attempt: Sendable {
         }
     }
 
+    /// What an attempt came to.
+    public struct Summary: Sendable {
+        /// What the outcome rules of SPEC section 6 judge.
+        public var report: AttemptReport
+        /// The last progress the job reported.
+        public var progress: JobProgress?
+        /// The most memory the attempt used at once, where its cgroup counts it.
+        public var peakMemoryBytes: Int64?
+    }
+
     /// Runs the attempt to its end. `onProgress` gets the latest progress at most every
-    /// `progressInterval`; the last value is in the returned ending as well.
+    /// `progressInterval`; the last value is in the summary as well.
     public func run(
         progressInterval: Duration = .milliseconds(200), onProgress: @escaping @Sendable (JobProgress) async -> Void
-    ) async -> (AttemptReport, JobProgress?) {
+    ) async -> Summary {
         let work = WorkDirectory.location(
             workRoot: context.settings.workRoot, workerID: context.workerID, job: job.id, attempt: lease.attempt)
         let files = JobFiles(artifactsRoot: context.settings.artifactsRoot, job: job.id)
@@ -100,33 +110,35 @@ public final class Attempt: Sendable {
         do {
             log = try AttemptLog(path: files.log(attempt: lease.attempt), maxBytes: context.settings.maxLogBytes)
         } catch {
-            return (AttemptReport(termination: .exited(127)), nil)
+            return Summary(report: AttemptReport(termination: .exited(127)))
         }
         defer { log.close() }
         var port: Int?
-        var cgroup: String?
+        var cgroup: AttemptCgroup?
         defer {
             try? work.remove()
             if let port { context.ports.release(port) }
-            if let cgroup { context.cgroups?.remove(cgroup) }
+            cgroup?.remove()
         }
         do {
             try work.create()
             try WorkDirectory.make(files.artifacts)
             port = try context.ports.reserve()
-            cgroup = context.cgroups?.make(name: "\(job.id.rawValue)-\(lease.attempt)")
+            let limits = AttemptLimits(memoryMax: type.memoryMax, pidsMax: type.pidsMax)
+            cgroup = context.cgroups.make(name: "\(job.id.rawValue)-\(lease.attempt)", limits: limits)
             let report = try await execute(
-                work: work, files: files, port: port!, cgroup: cgroup, log: log, progressInterval: progressInterval,
+                work: work, files: files, port: port!, cgroup: cgroup!, log: log, progressInterval: progressInterval,
                 onProgress: onProgress)
-            return (report, observations.withLock { $0.progress })
+            return Summary(
+                report: report, progress: observations.withLock { $0.progress }, peakMemoryBytes: cgroup!.peakMemoryBytes())
         } catch {
             log.append("supervisor: the attempt could not start: \(error)")
-            return (AttemptReport(termination: .exited(127)), nil)
+            return Summary(report: AttemptReport(termination: .exited(127)))
         }
     }
 
     private func execute(
-        work: WorkDirectory, files: JobFiles, port: Int, cgroup: String?, log: AttemptLog,
+        work: WorkDirectory, files: JobFiles, port: Int, cgroup: AttemptCgroup, log: AttemptLog,
         progressInterval: Duration, onProgress: @escaping @Sendable (JobProgress) async -> Void
     ) async throws -> AttemptReport {
         let payloadFile = work.root + "/payload.json"
@@ -160,7 +172,10 @@ public final class Attempt: Sendable {
             throw error
         }
         var arguments = ["--cwd", work.root, "--report-fd", "3", "--nofile", String(type.nofile)]
-        if let cgroup { arguments += ["--cgroup", cgroup] }
+        if let unified = cgroup.unified { arguments += ["--cgroup", unified] }
+        for directory in cgroup.joins { arguments += ["--join", directory] }
+        if let bytes = cgroup.fallbackMemoryMax { arguments += ["--rlimit-as", String(bytes)] }
+        if let count = cgroup.fallbackPidsMax { arguments += ["--nproc", String(count)] }
         let seccomp = context.seccompPrograms[job.type]
         if seccomp != nil { arguments += ["--seccomp-fd", "4"] }
         arguments += ["--"] + type.command
@@ -178,7 +193,8 @@ public final class Attempt: Sendable {
         for descriptor in [stdout.write, stderr.write, report.write] { close(descriptor) }
         defer { close(report.read) }
 
-        let tree = AttemptProcessTree(tracking: cgroup.map { .cgroup(path: $0) } ?? .processTable, jobID: job.id, root: pid)
+        let tree = AttemptProcessTree(
+            tracking: cgroup.unified.map { .cgroup(path: $0) } ?? .processTable, jobID: job.id, root: pid)
         let (progressSignals, progressSignal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let (ends, end) = AsyncStream.makeStream(of: Void.self)
         startReading(stdout.read, stream: "stdout", log: log, progressSignal: progressSignal, end: end)
@@ -235,6 +251,9 @@ public final class Attempt: Sendable {
             control.killer?.cancel()
             return control.stop
         }
+        // The kernel's OOM killer ended a process of the tree and the job did not succeed:
+        // that is why it failed.
+        let outOfMemory = stop == nil && termination != .exited(0) && cgroup.oomKills() > 0
         progressSignal.finish()
         publisher.cancel()
         _ = await publisher.value
@@ -242,7 +261,7 @@ public final class Attempt: Sendable {
         if let message = Descriptors.readAvailable(report.read), !message.isEmpty { log.append(message) }
         return observations.withLock { seen in
             AttemptReport(
-                termination: termination, stoppedBy: stop, failure: seen.failure, result: seen.result,
+                termination: termination, stoppedBy: outOfMemory ? .oom : stop, failure: seen.failure, result: seen.result,
                 resultTooLarge: seen.resultTooLarge)
         }
     }

@@ -60,48 +60,6 @@ public struct AttemptProcessTree: Sendable {
     }
 }
 
-/// The attempt cgroups of this process: directories below the supervisor's own cgroup in
-/// the unified (v2) hierarchy, made and removed per attempt. Never written elsewhere.
-public struct AttemptCgroups: Sendable {
-    /// The directory attempt cgroups are made in.
-    public let parent: String
-
-    /// The unified hierarchy's directory for this process, if there is one and it can be
-    /// written: the supervisor's own cgroup, from `/proc/self/cgroup` and the cgroup2 mount.
-    public static func detect() -> AttemptCgroups? {
-        guard let mountInfo = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
-            let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)
-        else { return nil }
-        // mountinfo: "id parent major:minor root mountpoint options … - fstype source superoptions"
-        let mountPoint = mountInfo.split(separator: "\n").lazy.compactMap { line -> String? in
-            let halves = line.components(separatedBy: " - ")
-            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { return nil }
-            let fields = halves[0].split(separator: " ")
-            return fields.count > 4 ? String(fields[4]) : nil
-        }.first
-        let ownPath = membership.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) }
-        guard let mountPoint, let ownPath else { return nil }
-        let own = mountPoint + (ownPath == "/" ? "" : ownPath)
-        let parent = own + "/supervisor-\(getpid())"
-        guard mkdir(parent, 0o755) == 0 || errno == EEXIST, access(parent + "/cgroup.procs", W_OK) == 0 else {
-            return nil
-        }
-        return AttemptCgroups(parent: parent)
-    }
-
-    /// Makes the attempt's cgroup; nil when it cannot (the tree is then tracked without it).
-    public func make(name: String) -> String? {
-        let path = parent + "/" + name
-        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
-        return path
-    }
-
-    /// Removes an emptied attempt cgroup.
-    public func remove(_ path: String) {
-        rmdir(path)
-    }
-}
-
 /// A snapshot of `/proc`: each process's parent, for tracking trees without cgroups.
 struct ProcessTable {
     var parents: [pid_t: pid_t]

@@ -69,6 +69,10 @@ public final class ChildProcesses: Sendable {
     private init() {
         // Descendants that double-fork or setsid stay ours to kill and reap.
         _ = supervisor_set_child_subreaper()
+        // A job runs as the supervisor's user (root included, without capabilities): not
+        // dumpable, the supervisor's /proc/PID/mem, environ and fd/ are closed to it,
+        // which no seccomp rule on ptrace alone would ensure.
+        _ = supervisor_set_not_dumpable()
         let spawner = Thread { [self] in spawnLoop() }
         spawner.name = "supervisor-spawn"
         spawner.start()

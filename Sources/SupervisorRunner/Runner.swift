@@ -59,7 +59,7 @@ public actor Runner: Service {
     }
 
     /// How attempts are tracked on this host: a cgroup per attempt, or the process table.
-    public nonisolated var tracksWithCgroups: Bool { context.cgroups != nil }
+    public nonisolated var tracksWithCgroups: Bool { context.cgroups.unified != nil }
 
     /// Looks for claimable jobs now (a submit in this process calls it).
     public nonisolated func wake() {
@@ -113,6 +113,8 @@ public actor Runner: Service {
             metadata: [
                 "worker": "\(worker.id)", "concurrency": "\(configuration.runner.concurrency)",
                 "tracking": "\(tracksWithCgroups ? "cgroup v2" : "process table")",
+                "memory_max": "\(context.cgroups.memory.map(\.description) ?? "RLIMIT_AS (no writable memory cgroup)")",
+                "pids_max": "\(context.cgroups.pids.map(\.description) ?? "RLIMIT_NPROC (no writable pids cgroup; not enforced for root)")",
             ])
         await recoverExpiredLeases()
         let upkeep = Task { await keepUp() }
@@ -132,7 +134,7 @@ public actor Runner: Service {
         }
         upkeep.cancel()
         leaseWatch.cancel()
-        if let cgroups = context.cgroups { cgroups.remove(cgroups.parent) }
+        context.cgroups.removeParents()
         logger.info("runner stopped", metadata: ["worker": "\(worker.id)"])
     }
 
@@ -186,7 +188,7 @@ public actor Runner: Service {
         let lease = attempt.lease
         logger.info("attempt started", metadata: ["job": "\(job.id)", "type": "\(job.type)", "attempt": "\(lease.attempt)"])
         let attemptStart = ContinuousClock.now
-        let (report, progress) = await attempt.run { [store, clock, events] progress in
+        let summary = await attempt.run { [store, clock, events] progress in
             _ = try? await store.recordProgress(progress, for: lease, now: clock.now())
             events.publish(.progress(job.id, owner: job.owner, progress))
         }
@@ -195,10 +197,12 @@ public actor Runner: Service {
             let latest = Double(seconds.components.seconds) + Double(seconds.components.attoseconds) / 1e18
             mean = mean.map { $0 * 0.8 + latest * 0.2 } ?? latest
         }
+        let report = summary.report
         let verdict = report.verdict(
             attempt: lease.attempt, maxAttempts: job.maxAttempts, permanentExitCodes: attempt.type.permanentExitCodes)
         let (outcome, _) = report.outcome(permanentExitCodes: attempt.type.permanentExitCodes)
-        var ending = AttemptEnding(verdict: verdict, outcome: outcome, progress: progress)
+        var ending = AttemptEnding(
+            verdict: verdict, outcome: outcome, progress: summary.progress, peakMemoryBytes: summary.peakMemoryBytes)
         switch report.termination {
         case .exited(let code): ending.exitCode = Int(code)
         case .signaled(let signal): ending.signal = Int(signal)

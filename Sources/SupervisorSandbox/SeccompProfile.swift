@@ -106,12 +106,12 @@ public struct SeccompProfile: Sendable, Equatable {
         }
         var rules: [Rule] = []
         for (position, entry) in entries.enumerated() {
-            rules.append(try Self.rule(entry, position: position, profile: name, defaultErrno: defaultErrno))
+            rules.append(try Self.rule(entry, position: position, profile: name))
         }
         self.rules = rules
     }
 
-    private static func rule(_ entry: JSONValue, position: Int, profile: String, defaultErrno: Int32) throws
+    private static func rule(_ entry: JSONValue, position: Int, profile: String) throws
         -> Rule
     {
         var reader = Reader(profile: profile, place: "syscalls[\(position)]")
@@ -121,7 +121,8 @@ public struct SeccompProfile: Sendable, Equatable {
         guard !names.isEmpty else { throw reader.error("needs names") }
         reader.place = "syscalls[\(position)] (\(names.prefix(3).joined(separator: ", ")))"
         guard let actionText = try reader.string(members["action"], key: "action") else { throw reader.error("needs an action") }
-        let errno = try reader.errno(members["errnoRet"], key: "errnoRet") ?? defaultErrno
+        // OCI: a rule without errnoRet fails with EPERM; defaultErrnoRet is the default action's.
+        let errno = try reader.errno(members["errnoRet"], key: "errnoRet") ?? EPERM
         let action = try reader.action(actionText, errno: errno)
         guard case .array(let argEntries) = members["args"] ?? .array([]) else { throw reader.error("args must be an array") }
         let args = try argEntries.map { argument throws in try reader.comparison(argument) }

@@ -75,6 +75,11 @@ public struct SeccompProgram: Sendable {
         unknownNames = unknown
         rulesNotForThisHost = notForHost
         instructions = try Self.export(context, profile: profile.name)
+        // The kernel's limit (BPF_MAXINSNS); the launcher would refuse it at every attempt.
+        guard instructions.count / 8 <= 4096 else {
+            throw SeccompProfileError(
+                profile: profile.name, message: "compiles to \(instructions.count / 8) BPF instructions, over the kernel's 4096")
+        }
     }
 
     /// The program in a sealed memory file: one descriptor the launchers of every attempt

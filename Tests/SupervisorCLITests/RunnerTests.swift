@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import SupervisorCore
+import SupervisorRunner
 import SupervisorSQLite
 import SupervisorStore
 import Testing
@@ -55,6 +56,8 @@ struct RunnerHarness {
                 [job_types.nomkdir]
                 command = ["/bin/sh", "\(jobs.appendingPathComponent("confinement.sh").path)"]
                 profile = "no-mkdir"
+                \(type("forkbomb", "pids_max = 64\ntimeout = \"2s\"\nmax_attempts = 1"))
+                \(type("hog", "memory_max = \"64M\"\nmax_attempts = 1"))
                 [job_types.single]
                 command = ["/bin/sh", "\(jobs.appendingPathComponent("hold.sh").path)"]
                 concurrency = 1
@@ -259,10 +262,55 @@ struct RunnerTests {
         let harness = try await RunnerHarness.start()
         let confined = try await harness.ended(try await harness.submit("confinement"))
         #expect(confined["status"] == "completed")
-        #expect(confined["result"] == ["seccomp": 2, "noNewPrivs": 1, "capEff": "0000000000000000", "mkdir": true])
+        #expect(confined["result"] == [
+            "seccomp": 2, "noNewPrivs": 1, "capEff": "0000000000000000", "mkdir": true, "supervisorFound": true,
+            "supervisorEnvironReadable": false,
+        ])
         let denied = try await harness.ended(try await harness.submit("nomkdir"))
         #expect(denied["result"]?["mkdir"] == false, "the type's own profile denies mkdir: \(denied)")
         #expect(denied["result"]?["seccomp"] == 2)
+        await harness.stop()
+    }
+
+    /// Whether this host has writable memory and pids cgroups for the daemon's attempts.
+    /// The probe's (empty) parent directories stay: every suite of this test process
+    /// shares them, and another may be using them.
+    static let cgroupLimits: Bool = {
+        let cgroups = AttemptCgroups.detect()
+        return cgroups.memory != nil && cgroups.pids != nil
+    }()
+
+    @Test(
+        "a fork bomb under pids_max = 64 is contained and ended at its timeout; the daemon stays healthy",
+        .enabled(if: Self.cgroupLimits, "needs writable memory and pids cgroups (v2 or v1); the launcher's rlimit fallback has its own test")
+    )
+    func forkBomb() async throws {
+        let harness = try await RunnerHarness.start()
+        let id = try await harness.submit("forkbomb")
+        let job = try await harness.ended(id)
+        #expect(job["status"] == "failed")
+        #expect(job["error"]?["class"] == "timeout")
+        #expect(try await harness.request(.GET, "/healthz").status == 200)
+        let log = try await harness.request(.GET, "/api/jobs/\(id)/logs").text
+        #expect(log.contains("fork"), "the shell was refused forks: \(log.prefix(300))")
+        #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    @Test(
+        "a job over memory_max ends as oom, with its peak memory in the attempt",
+        .enabled(if: Self.cgroupLimits, "needs writable memory and pids cgroups (v2 or v1); the launcher's rlimit fallback has its own test")
+    )
+    func outOfMemory() async throws {
+        let harness = try await RunnerHarness.start()
+        let job = try await harness.ended(try await harness.submit("hog"))
+        #expect(job["status"] == "failed")
+        #expect(job["error"]?["class"] == "oom", "\(job)")
+        guard case .int(let peak)? = job["attempts"]?[0]?["peakMemoryBytes"] else {
+            Issue.record("no peakMemoryBytes in \(job)")
+            return
+        }
+        #expect(peak > 32 << 20 && peak <= 65 << 20, "\(peak)")
         await harness.stop()
     }
 

@@ -91,6 +91,9 @@ struct ConfigurationTests {
             timeout = "90s"
             max_attempts = 5
             concurrency = 1
+            profile = "strict"
+            memory_max = "512M"
+            pids_max = 128
             """
         )
         #expect(configuration.server.listen == ListenAddress(host: "0.0.0.0", port: 9000))
@@ -106,6 +109,9 @@ struct ConfigurationTests {
         #expect(shot.timeout == .seconds(90))
         #expect(shot.maxAttempts == 5)
         #expect(shot.concurrency == 1)
+        #expect(shot.profile == "strict")
+        #expect(shot.memoryMax == 512 << 20)
+        #expect(shot.pidsMax == 128)
     }
 
     @Test("errors name the key", arguments: [
@@ -143,7 +149,10 @@ struct ConfigurationTests {
         ("[server]\nmetrics_public = true", "server.metrics_public", "not supported yet"),
         ("[limits]\nmax_running_per_owner = -1", "limits.max_running_per_owner", "must be between"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nconcurrency = 0", "job_types.a.concurrency", "must be between"),
-        ("[job_types.a]\ncommand = [\"/bin/true\"]\nmemory_max = \"1G\"", "job_types.a.memory_max", "not supported yet"),
+        ("[job_types.a]\ncommand = [\"/bin/true\"]\nmemory_max = \"1M\"", "job_types.a.memory_max", "at least 4M"),
+        ("[job_types.a]\ncommand = [\"/bin/true\"]\npids_max = 2", "job_types.a.pids_max", "must be between"),
+        ("[job_types.a]\ncommand = [\"/bin/true\"]\nprofile = \"\"", "job_types.a.profile", "must name a profile"),
+        ("[job_types.a]\ncommand = [\"/bin/true\"]\nbrowser = \"chromium\"", "job_types.a.browser", "not supported yet"),
         ("this is = not toml =", "", "not valid TOML"),
     ])
     func namedErrors(_ text: String, _ key: String, _ fragment: String) throws {

@@ -79,6 +79,13 @@ struct LauncherTests {
         #expect(result.stdout.split(separator: "\n") == [Substring(directory.path), "0", "256"])
     }
 
+    @Test("where no cgroup can hold memory_max and pids_max: RLIMIT_AS and RLIMIT_NPROC")
+    func fallbackLimits() async throws {
+        let result = try await Launcher.run(["--rlimit-as", "268435456", "--nproc", "50", "--", "/bin/sh", "-c", "ulimit -v; ulimit -p"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.split(separator: "\n") == ["262144", "50"])
+    }
+
     @Test("only stdin, stdout and stderr stay open")
     func descriptors() async throws {
         let result = try await Launcher.run(["--", "/bin/sh", "-c", "ls /proc/$$/fd"])

@@ -66,8 +66,9 @@ struct SpawnedTree {
     }
 
     /// Collects the exit of the tree's root (the test process is its parent).
-    func reapRoot() async {
-        _ = await Self.waitStatus(pid)
+    @discardableResult
+    func reapRoot() async -> Int32 {
+        await Self.waitStatus(pid)
     }
 }
 
@@ -84,6 +85,9 @@ func eventually(_ condition: () -> Bool) async -> Bool {
 @Suite("process trees")
 struct ProcessTreeTests {
     static let ids = UUIDv7Generator()
+    /// This test process's attempt cgroups; their parent directories are left for the
+    /// host's cleanup, as a daemon killed with SIGKILL would leave them.
+    static let cgroups = AttemptCgroups.detect()
 
     @Test("without cgroups: descendants and processes carrying the job's marker are found and killed, nothing else")
     func processTable() async throws {
@@ -114,15 +118,12 @@ struct ProcessTreeTests {
 
     @Test(
         "with cgroup v2: the job starts inside its cgroup and its exit status comes back through the launcher",
-        .enabled(if: AttemptCgroups.detect() != nil, "needs a writable cgroup v2 hierarchy")
+        .enabled(if: Self.cgroups.unified != nil, "needs a writable cgroup v2 hierarchy")
     )
     func launchIntoCgroup() async throws {
-        let cgroups = try #require(AttemptCgroups.detect())
-        let path = try #require(cgroups.make(name: "launch-\(UUID().uuidString)"))
-        defer {
-            cgroups.remove(path)
-            cgroups.remove(cgroups.parent)
-        }
+        let cgroup = Self.cgroups.make(name: "launch-\(UUID().uuidString)", limits: AttemptLimits())
+        let path = try #require(cgroup.unified)
+        defer { cgroup.remove() }
         /// The wait status of the launched job, and what it printed.
         func launch(_ script: String) async throws -> (status: Int32, output: String) {
             let (pid, reader) = try SpawnedTree.spawn(
@@ -147,16 +148,13 @@ struct ProcessTreeTests {
     }
     @Test(
         "with cgroup v2: the job's cgroup lists and kills the whole tree",
-        .enabled(if: AttemptCgroups.detect() != nil, "needs a writable cgroup v2 hierarchy; the process-table test covers the fallback")
+        .enabled(if: Self.cgroups.unified != nil, "needs a writable cgroup v2 hierarchy; the process-table test covers the fallback")
     )
     func cgroup() async throws {
-        let cgroups = try #require(AttemptCgroups.detect())
         let id = Self.ids.next(at: Date())
-        let path = try #require(cgroups.make(name: "\(id.rawValue)-1"))
-        defer {
-            cgroups.remove(path)
-            cgroups.remove(cgroups.parent)
-        }
+        let cgroup = Self.cgroups.make(name: "\(id.rawValue)-1", limits: AttemptLimits())
+        let path = try #require(cgroup.unified)
+        defer { cgroup.remove() }
         let tree = try await SpawnedTree.start(
             script: "setsid sleep 100 </dev/null >/dev/null 2>&1 & sleep 100 & echo ready; wait",
             jobID: id, launcherOptions: ["--cgroup", path])
@@ -169,5 +167,61 @@ struct ProcessTreeTests {
         await tree.reapRoot()
         #expect(await eventually { tracked.isEmpty })
         #expect(tracked.members().isEmpty)
+    }
+
+    @Test(
+        "limits go into the attempt's cgroups; peak memory and OOM kills are read back",
+        .enabled(if: Self.cgroups.memory != nil && Self.cgroups.pids != nil, "needs writable memory and pids cgroups (v2 or v1); the rlimit fallback has its own test")
+    )
+    func limits() async throws {
+        let id = Self.ids.next(at: Date())
+        let cgroup = Self.cgroups.make(name: "\(id.rawValue)-1", limits: AttemptLimits(memoryMax: 32 << 20, pidsMax: 16))
+        defer { cgroup.remove() }
+        #expect(cgroup.fallbackMemoryMax == nil && cgroup.fallbackPidsMax == nil)
+        var options: [String] = []
+        if let unified = cgroup.unified { options += ["--cgroup", unified] }
+        for directory in cgroup.joins { options += ["--join", directory] }
+        // Forks past the limit are refused (EAGAIN); then memory past the limit ends it.
+        let report = FileManager.default.temporaryDirectory.appendingPathComponent("forks-\(UUID().uuidString)").path
+        let forks = """
+            import os, time
+            children = []
+            try:
+                for _ in range(40):
+                    pid = os.fork()
+                    if pid == 0:
+                        time.sleep(5)
+                        os._exit(0)
+                    children.append(pid)
+            except OSError as error:
+                print(len(children), error.errno)
+            for pid in children:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            """
+        let tree = try await SpawnedTree.start(
+            script: """
+                echo ready
+                python3 -c '\(forks)' > \(report)
+                python3 -c 'b = [b"x" * (4 << 20) for _ in range(64)]'
+                """,
+            jobID: id, launcherOptions: options)
+        let status = await tree.reapRoot()
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff != 0, "python3 was killed, the shell reported it: \(status)")
+        let forked = try String(contentsOfFile: report, encoding: .utf8).split(separator: " ")
+        #expect(forked.count == 2 && Int(forked[0]) ?? 99 < 16 && forked[1] == "11\n", "forks refused with EAGAIN: \(forked)")
+        #expect(cgroup.oomKills() >= 1)
+        let peak = try #require(cgroup.peakMemoryBytes())
+        #expect(peak > 16 << 20 && peak <= 33 << 20, "\(peak)")
+    }
+
+    @Test("without writable memory and pids cgroups the limits fall back to the launcher's rlimits")
+    func limitsFallBack() {
+        let none = AttemptCgroups(unified: nil, memory: nil, pids: nil)
+        let cgroup = none.make(name: "x", limits: AttemptLimits(memoryMax: 64 << 20, pidsMax: 32))
+        #expect(cgroup.fallbackMemoryMax == 64 << 20)
+        #expect(cgroup.fallbackPidsMax == 32)
+        #expect(cgroup.joins.isEmpty && cgroup.unified == nil)
+        #expect(cgroup.peakMemoryBytes() == nil && cgroup.oomKills() == 0)
     }
 }

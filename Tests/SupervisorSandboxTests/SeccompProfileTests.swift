@@ -51,6 +51,13 @@ struct SeccompProfileTests {
         #expect(onArm.rulesNotForThisHost.map(\.names) == [["mount"], ["arch_prctl"], ["s390_pci_mmio_read"], ["ptrace"]])
     }
 
+    @Test("defaultErrnoRet is the default action's errno; a rule without errnoRet fails with EPERM, as in OCI")
+    func errnoDefaults() throws {
+        let loaded = try profile(#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]}"#)
+        #expect(loaded.defaultAction == .errno(38))
+        #expect(loaded.rules.first?.action == .errno(EPERM))
+    }
+
     @Test("a bad profile is refused with the profile and the rule named", arguments: [
         ("{", "is not valid JSON"),
         ("[]", "must be a JSON object"),

@@ -1,0 +1,225 @@
+import Foundation
+
+/// What one attempt may use, from its job type (SPEC section 3: `memory_max`, `pids_max`).
+public struct AttemptLimits: Sendable, Equatable {
+    public var memoryMax: Int64?
+    public var pidsMax: Int?
+
+    public init(memoryMax: Int64? = nil, pidsMax: Int? = nil) {
+        self.memoryMax = memoryMax
+        self.pidsMax = pidsMax
+    }
+}
+
+/// The cgroups of this process's attempts (SPEC section 7, HOST-NOTES): directories named
+/// `supervisor-<pid>` below the supervisor's own cgroup in each hierarchy it uses, never
+/// written elsewhere, with one directory per attempt inside.
+///
+/// The unified (v2) hierarchy tracks and kills each attempt's tree. Limits go where a
+/// controller can be written: the unified hierarchy if it has the controller, else the
+/// v1 hierarchy of that controller (hybrid hosts mount `memory` and `pids` as v1), else
+/// nowhere, and the launcher falls back to rlimits.
+public struct AttemptCgroups: Sendable {
+    public enum Controller: String, Sendable, CaseIterable {
+        case memory
+        case pids
+    }
+
+    /// Where attempt cgroups are made in one hierarchy.
+    public struct Hierarchy: Sendable, Equatable, CustomStringConvertible {
+        public enum Version: Sendable { case v1, v2 }
+
+        public var version: Version
+        /// `supervisor-<pid>` below this process's own cgroup in that hierarchy.
+        public var parent: String
+
+        public var description: String { version == .v2 ? "cgroup v2" : "cgroup v1" }
+    }
+
+    /// The unified hierarchy, when it can be written: tracking and killing.
+    public let unified: Hierarchy?
+    public let memory: Hierarchy?
+    public let pids: Hierarchy?
+
+    public init(unified: Hierarchy?, memory: Hierarchy?, pids: Hierarchy?) {
+        self.unified = unified
+        self.memory = memory
+        self.pids = pids
+    }
+
+    /// Looks at this host's hierarchies and makes the parent directories it can use.
+    public static func detect() -> AttemptCgroups {
+        guard let mountInfo = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
+            let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)
+        else { return AttemptCgroups(unified: nil, memory: nil, pids: nil) }
+        // mountinfo: "id parent major:minor root mountpoint options … - fstype source superoptions"
+        let mounts: [(point: String, type: String, options: [Substring])] = mountInfo.split(separator: "\n").compactMap { line in
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2 else { return nil }
+            let fields = halves[0].split(separator: " "), tail = halves[1].split(separator: " ")
+            guard fields.count > 4, tail.count > 2 else { return nil }
+            return (String(fields[4]), String(tail[0]), tail[2].split(separator: ","))
+        }
+        // /proc/self/cgroup: "N:controllers:path"; v2 is "0::path".
+        let ownPaths: [(controllers: [Substring], path: String)] = membership.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { return nil }
+            return (parts[1].split(separator: ","), String(parts[2]))
+        }
+        let parentName = "supervisor-\(getpid())"
+
+        var unified: Hierarchy?
+        if let mount = mounts.first(where: { $0.type == "cgroup2" }), let own = ownPaths.first(where: { $0.controllers.isEmpty }) {
+            let ownDirectory = mount.point + (own.path == "/" ? "" : own.path)
+            if let parent = makeParent(ownDirectory + "/" + parentName) {
+                unified = Hierarchy(version: .v2, parent: parent)
+            }
+        }
+        func hierarchy(for controller: Controller) -> Hierarchy? {
+            if let unified, enable(controller, below: unified.parent) { return unified }
+            guard let mount = mounts.first(where: { $0.type == "cgroup" && $0.options.contains(Substring(controller.rawValue)) }),
+                let own = ownPaths.first(where: { $0.controllers.contains(Substring(controller.rawValue)) }),
+                let parent = makeParent(mount.point + (own.path == "/" ? "" : own.path) + "/" + parentName)
+            else { return nil }
+            return Hierarchy(version: .v1, parent: parent)
+        }
+        return AttemptCgroups(unified: unified, memory: hierarchy(for: .memory), pids: hierarchy(for: .pids))
+    }
+
+    private static func makeParent(_ path: String) -> String? {
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST, access(path + "/cgroup.procs", W_OK) == 0 else { return nil }
+        return path
+    }
+
+    /// Turns a v2 controller on for the attempts below `parent`, if the supervisor's own
+    /// cgroup has it and lets it be delegated (a cgroup holding processes cannot pass
+    /// controllers down unless it is the root: then v1 or rlimits are used).
+    private static func enable(_ controller: Controller, below parent: String) -> Bool {
+        let own = (parent as NSString).deletingLastPathComponent
+        guard let available = try? String(contentsOfFile: own + "/cgroup.controllers", encoding: .utf8),
+            available.split(whereSeparator: \.isWhitespace).contains(Substring(controller.rawValue))
+        else { return false }
+        for directory in [own, parent] {
+            let enabled = (try? String(contentsOfFile: directory + "/cgroup.subtree_control", encoding: .utf8)) ?? ""
+            if enabled.split(whereSeparator: \.isWhitespace).contains(Substring(controller.rawValue)) { continue }
+            guard write("+\(controller.rawValue)", to: directory + "/cgroup.subtree_control") else { return false }
+        }
+        return true
+    }
+
+    /// Makes the attempt's cgroups and writes its limits. A directory that cannot be
+    /// made is left out: the tree is then tracked without it, and a limit it would have
+    /// held falls back to an rlimit.
+    public func make(name: String, limits: AttemptLimits) -> AttemptCgroup {
+        var cgroup = AttemptCgroup()
+        func directory(in hierarchy: Hierarchy) -> String? {
+            let path = hierarchy.parent + "/" + name
+            if cgroup.directories.contains(path) { return path }
+            guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
+            cgroup.directories.append(path)
+            if hierarchy.version == .v1 { cgroup.joins.append(path) }
+            return path
+        }
+        if let unified { cgroup.unified = directory(in: unified) }
+        // A directory whose limit cannot be written is not joined: the move would cost
+        // the launch time and hold nothing.
+        func discard(_ path: String) {
+            guard path != cgroup.unified else { return }
+            rmdir(path)
+            cgroup.directories.removeAll { $0 == path }
+            cgroup.joins.removeAll { $0 == path }
+        }
+        if let memoryMax = limits.memoryMax {
+            if let memory, let path = directory(in: memory) {
+                if Self.writeMemoryLimit(memoryMax, to: path, version: memory.version) {
+                    cgroup.memory = (path, memory.version)
+                } else {
+                    discard(path)
+                    cgroup.fallbackMemoryMax = memoryMax
+                }
+            } else {
+                cgroup.fallbackMemoryMax = memoryMax
+            }
+        } else if let memory, memory.version == .v2, let path = cgroup.unified {
+            // Measured for free where the unified hierarchy counts memory. A v1 cgroup just
+            // to measure would cost every attempt a migration (~13 ms, see the launcher).
+            cgroup.memory = (path, .v2)
+        }
+        if let pidsMax = limits.pidsMax {
+            // `pids.max` in both versions.
+            if let pids, let path = directory(in: pids) {
+                if !Self.write(String(pidsMax), to: path + "/pids.max") {
+                    discard(path)
+                    cgroup.fallbackPidsMax = pidsMax
+                }
+            } else {
+                cgroup.fallbackPidsMax = pidsMax
+            }
+        }
+        return cgroup
+    }
+
+    private static func writeMemoryLimit(_ bytes: Int64, to path: String, version: Hierarchy.Version) -> Bool {
+        switch version {
+        case .v2:
+            // No swap either, where the kernel accounts it.
+            guard write(String(bytes), to: path + "/memory.max") else { return false }
+            _ = write("0", to: path + "/memory.swap.max")
+            return true
+        case .v1:
+            guard write(String(bytes), to: path + "/memory.limit_in_bytes") else { return false }
+            _ = write(String(bytes), to: path + "/memory.memsw.limit_in_bytes")
+            return true
+        }
+    }
+
+    static func write(_ text: String, to file: String) -> Bool {
+        let descriptor = open(file, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        return text.utf8CString.withUnsafeBufferPointer { Glibc.write(descriptor, $0.baseAddress, $0.count - 1) } == text.utf8.count
+    }
+
+    /// Removes the parent directories (at shutdown, once every attempt's are gone).
+    public func removeParents() {
+        for parent in Set([unified, memory, pids].compactMap { $0?.parent }) { rmdir(parent) }
+    }
+}
+
+/// One attempt's cgroup directories.
+public struct AttemptCgroup: Sendable {
+    /// In the unified hierarchy: where the job's process is created, tracked and killed.
+    public var unified: String?
+    /// v1 directories the launcher moves the job into before it runs anything.
+    public var joins: [String] = []
+    /// Where the attempt's memory is counted.
+    var memory: (path: String, version: AttemptCgroups.Hierarchy.Version)?
+    /// Limits no cgroup could hold here, for the launcher's rlimits.
+    public var fallbackMemoryMax: Int64?
+    public var fallbackPidsMax: Int?
+    var directories: [String] = []
+
+    /// The most memory the attempt used at once, where the kernel tells.
+    public func peakMemoryBytes() -> Int64? {
+        guard let memory else { return nil }
+        let file = memory.version == .v2 ? "/memory.peak" : "/memory.max_usage_in_bytes"
+        return (try? String(contentsOfFile: memory.path + file, encoding: .utf8))
+            .flatMap { Int64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// How many processes of the attempt the OOM killer ended.
+    public func oomKills() -> Int {
+        guard let memory else { return 0 }
+        let file = memory.version == .v2 ? "/memory.events" : "/memory.oom_control"
+        guard let text = try? String(contentsOfFile: memory.path + file, encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
+            return Int(line.dropFirst("oom_kill ".count)) ?? 0
+        }
+        return 0
+    }
+
+    /// Removes the directories of an emptied attempt.
+    public func remove() {
+        for directory in directories { rmdir(directory) }
+    }
+}
