@@ -17,3 +17,6 @@ static inline int supervisor_memfd(const char *name) {
 static inline int supervisor_seal_readonly(int fd) { return fcntl(fd, 1024 + 9, 0x0001 | 0x0002 | 0x0004 | 0x0008); }
 
 static inline int supervisor_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
+
+// The Landlock ABI version of the running kernel; negative (errno set) without Landlock.
+static inline int supervisor_landlock_abi(void) { return (int)syscall(444 /* landlock_create_ruleset */, (void *)0, 0, 1U); }

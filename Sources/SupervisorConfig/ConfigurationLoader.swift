@@ -163,12 +163,10 @@ public enum ConfigurationLoader {
                     name,
                     known: [
                         "command", "timeout", "idle_timeout", "max_attempts", "backoff", "backoff_max", "nofile",
-                        "permanent_exit_codes", "env", "concurrency", "profile", "memory_max", "pids_max",
-                    ],
-                    notYetSupported: [
-                        "browser", "run_as", "read_paths",
+                        "permanent_exit_codes", "env", "concurrency", "profile", "memory_max", "pids_max", "read_paths",
                         "write_paths",
-                    ]
+                    ],
+                    notYetSupported: ["browser", "run_as"]
                 ) else { continue }
                 configuration.jobTypes[name] = try readJobType(name: name, section, baseDirectory: baseDirectory)
             }
@@ -233,6 +231,14 @@ public enum ConfigurationLoader {
             settings.memoryMax = bytes
         }
         if let pids = try section.integer("pids_max", in: 8...4_194_304) { settings.pidsMax = pids }
+        for key in ["read_paths", "write_paths"] {
+            guard let paths = try section.stringArray(key) else { continue }
+            if paths.contains(where: \.isEmpty) {
+                throw ConfigurationError(key: section.keyPath(key), message: "must not hold an empty path")
+            }
+            let resolved = paths.map { $0.hasPrefix("/") ? $0 : baseDirectory.appendingPathComponent($0).standardizedFileURL.path }
+            if key == "read_paths" { settings.readPaths = resolved } else { settings.writePaths = resolved }
+        }
         if let codes = try section.integerArray("permanent_exit_codes", in: 1...255) {
             settings.permanentExitCodes = Set(codes.map(Int32.init))
         }

@@ -164,6 +164,9 @@ public struct JobTypeSettings: Sendable, Equatable {
     public var memoryMax: Int64?
     /// The attempt's process limit (its cgroup's); nil: none.
     public var pidsMax: Int?
+    /// More paths the job may read, or read and write, where Landlock applies.
+    public var readPaths: [String] = []
+    public var writePaths: [String] = []
 
     public init(
         name: String, command: [String], timeout: Duration = .seconds(300), idleTimeout: Duration = .zero,

@@ -1,7 +1,8 @@
 // supervisor-launch: the exec launcher every job attempt starts through (SPEC section 7).
 //
 //   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] [--cgroup DIR] [--join DIR]...
-//                     [--rlimit-as BYTES] [--nproc N] [--seccomp-fd N] -- PROGRAM [ARG...]
+//                     [--rlimit-as BYTES] [--nproc N] [--landlock ABI [--read PATH]... [--write PATH]...]
+//                     [--seccomp-fd N] -- PROGRAM [ARG...]
 //
 // The supervisor is a threaded Swift process and must not run code between fork and
 // exec, so this small single-threaded program does the setup instead: it parses its
@@ -17,6 +18,11 @@
 // pass its exit status on. Moving a running process into a cgroup instead (writing
 // cgroup.procs) waits for an RCU grace period in the kernel: ~13 ms here whenever
 // migrations are not back to back. Kernels without CLONE_INTO_CGROUP get the move.
+//
+// --landlock confines the job's file system access (Landlock, at the kernel's ABI the
+// supervisor found): it may read below each --read path and read and write below each
+// --write path, and nothing else; from ABI 6 it cannot signal processes outside its
+// own domain either. Paths that do not exist are left out.
 //
 // The job then runs with no capability (the bounding set included), `no_new_privs`, and,
 // with --seccomp-fd, the BPF program the supervisor compiled from the type's profile
@@ -38,6 +44,7 @@
 #include <sys/resource.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/landlock.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <sys/stat.h>
@@ -57,6 +64,11 @@ struct launch_plan {
     int join_count;
     long address_space;             // -1: inherit RLIMIT_AS
     long processes;                 // -1: inherit RLIMIT_NPROC
+    int landlock_abi;               // 0: no Landlock
+    const char **read_paths;        // --read, read_count of them
+    int read_count;
+    const char **write_paths;       // --write, write_count of them
+    int write_count;
     char **argv;                    // the job's argv; argv[0] is the program
 };
 
@@ -89,7 +101,12 @@ static long parse_number(const char *option, const char *text, long minimum, lon
 static struct launch_plan parse_plan(int argc, char **argv) {
     struct launch_plan plan = {
         .working_directory = NULL, .report_fd = -1, .nofile = -1, .cgroup = NULL, .seccomp_fd = -1,
-        .join_count = 0, .address_space = -1, .processes = -1, .argv = NULL};
+        .join_count = 0, .address_space = -1, .processes = -1, .landlock_abi = 0, .read_count = 0,
+        .write_count = 0, .argv = NULL};
+    // At most one path per argument: these arrays cannot overflow.
+    plan.read_paths = calloc((size_t)argc, sizeof(char *));
+    plan.write_paths = calloc((size_t)argc, sizeof(char *));
+    if (!plan.read_paths || !plan.write_paths) fail("supervisor-launch: out of memory");
     int index = 1;
     for (; index < argc; index++) {
         const char *option = argv[index];
@@ -114,6 +131,12 @@ static struct launch_plan parse_plan(int argc, char **argv) {
             plan.address_space = parse_number(option, value, 1L << 20, LONG_MAX);
         } else if (strcmp(option, "--nproc") == 0) {
             plan.processes = parse_number(option, value, 1, 1L << 22);
+        } else if (strcmp(option, "--landlock") == 0) {
+            plan.landlock_abi = (int)parse_number(option, value, 1, 1000);
+        } else if (strcmp(option, "--read") == 0) {
+            plan.read_paths[plan.read_count++] = value;
+        } else if (strcmp(option, "--write") == 0) {
+            plan.write_paths[plan.write_count++] = value;
         } else if (strcmp(option, "--seccomp-fd") == 0) {
             plan.seccomp_fd = (int)parse_number(option, value, 3, INT_MAX);
         } else if (strcmp(option, "--nofile") == 0) {
@@ -187,6 +210,58 @@ static void set_limit(int resource, const char *name, long value) {
     if (current.rlim_max != RLIM_INFINITY && wanted > current.rlim_max && geteuid() != 0) wanted = current.rlim_max;
     struct rlimit limit = {wanted, wanted};
     if (setrlimit(resource, &limit) != 0) fail("supervisor-launch: %s %ld: %s", name, value, strerror(errno));
+}
+
+// Newer than Debian 12's <linux/landlock.h>; the kernel takes the longer attribute and
+// reads what its ABI knows.
+struct landlock_attributes {
+    __u64 handled_access_fs;
+    __u64 handled_access_net;
+    __u64 scoped;
+};
+#define ACCESS_FS_TRUNCATE (1ULL << 14)   // ABI 3
+#define ACCESS_FS_IOCTL_DEV (1ULL << 15)  // ABI 5
+#define SCOPE_SIGNAL (1ULL << 1)          // ABI 6
+#define ACCESS_FS_READ (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+// The rights a rule on a file (not a directory) may carry.
+#define ACCESS_FS_ON_FILES \
+    (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | ACCESS_FS_TRUNCATE | \
+     ACCESS_FS_IOCTL_DEV)
+
+static void allow_beneath(int ruleset, const char *path, __u64 access) {
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return;
+        fail("supervisor-launch: Landlock: cannot open %s: %s", path, strerror(errno));
+    }
+    struct stat info;
+    if (fstat(fd, &info) != 0) fail("supervisor-launch: Landlock: %s: %s", path, strerror(errno));
+    struct landlock_path_beneath_attr rule = {
+        .allowed_access = S_ISDIR(info.st_mode) ? access : (access & ACCESS_FS_ON_FILES), .parent_fd = fd};
+    if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) != 0)
+        fail("supervisor-launch: Landlock: cannot allow %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+// Needs no_new_privs (set before) and must come before the seccomp filter, which need
+// not allow the Landlock calls.
+static void confine_file_system(const struct launch_plan *plan) {
+    int abi = plan->landlock_abi;
+    __u64 handled = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;  // ABI 1: bits 0-12
+    if (abi >= 2) handled |= LANDLOCK_ACCESS_FS_REFER;
+    if (abi >= 3) handled |= ACCESS_FS_TRUNCATE;
+    if (abi >= 5) handled |= ACCESS_FS_IOCTL_DEV;
+    struct landlock_attributes attributes = {
+        .handled_access_fs = handled, .handled_access_net = 0, .scoped = abi >= 6 ? SCOPE_SIGNAL : 0};
+    size_t size = abi >= 6 ? sizeof attributes : sizeof attributes.handled_access_fs;
+    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attributes, size, 0);
+    if (ruleset < 0) fail("supervisor-launch: Landlock ABI %d: cannot create a ruleset: %s", abi, strerror(errno));
+    for (int index = 0; index < plan->read_count; index++)
+        allow_beneath(ruleset, plan->read_paths[index], ACCESS_FS_READ & handled);
+    for (int index = 0; index < plan->write_count; index++) allow_beneath(ruleset, plan->write_paths[index], handled);
+    if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
+        fail("supervisor-launch: Landlock: cannot restrict the job: %s", strerror(errno));
+    close(ruleset);
 }
 
 // Moves this process into a cgroup (v1 controllers, or v2 before Linux 5.7).
@@ -306,6 +381,7 @@ static void carry_out(const struct launch_plan *plan) {
         if (number != SIGKILL && number != SIGSTOP) signal(number, SIG_DFL);
 
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("supervisor-launch: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+    if (plan->landlock_abi > 0) confine_file_system(plan);
     // Last: from here on the job's filter judges every call, execve included.
     if (filter.filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filter) != 0)
         fail("supervisor-launch: cannot load the seccomp filter: %s", strerror(errno));

@@ -20,10 +20,12 @@ public final class Attempt: Sendable {
         public var supervisorPath: String
         /// Each job type's compiled seccomp program, as a sealed descriptor.
         public var seccompPrograms: [String: Int32]
+        /// The kernel's Landlock ABI; nil: file access is not confined.
+        public var landlockABI: Int?
 
         public init(
             settings: RunnerSettings, workerID: String, launcher: String, ports: DebugPortPool,
-            cgroups: AttemptCgroups, supervisorPath: String, seccompPrograms: [String: Int32]
+            cgroups: AttemptCgroups, supervisorPath: String, seccompPrograms: [String: Int32], landlockABI: Int?
         ) {
             self.settings = settings
             self.workerID = workerID
@@ -32,6 +34,7 @@ public final class Attempt: Sendable {
             self.cgroups = cgroups
             self.supervisorPath = supervisorPath
             self.seccompPrograms = seccompPrograms
+            self.landlockABI = landlockABI
         }
     }
 
@@ -154,6 +157,7 @@ public final class Attempt: Sendable {
             artifactsDirectory: files.artifacts, payloadFile: payloadFile, secretsFile: secretsFile, debugPort: port,
             typeEnvironment: type.environment, supervisorPath: context.supervisorPath)
 
+        let variables = environment.variables
         let stdin = try Descriptors.open(payloadFile)
         defer { close(stdin) }
         let stdout = try Descriptors.pipe()
@@ -176,6 +180,15 @@ public final class Attempt: Sendable {
         for directory in cgroup.joins { arguments += ["--join", directory] }
         if let bytes = cgroup.fallbackMemoryMax { arguments += ["--rlimit-as", String(bytes)] }
         if let count = cgroup.fallbackPidsMax { arguments += ["--nproc", String(count)] }
+        if let abi = context.landlockABI {
+            let access = AttemptFileAccess(
+                command: type.command, searchPath: variables["PATH"] ?? context.supervisorPath,
+                workDirectory: work.root, artifactsDirectory: files.artifacts, readPaths: type.readPaths,
+                writePaths: type.writePaths)
+            arguments += ["--landlock", String(abi)]
+            for path in access.read { arguments += ["--read", path] }
+            for path in access.write { arguments += ["--write", path] }
+        }
         let seccomp = context.seccompPrograms[job.type]
         if seccomp != nil { arguments += ["--seccomp-fd", "4"] }
         arguments += ["--"] + type.command
@@ -183,7 +196,7 @@ public final class Attempt: Sendable {
         do {
             pid = try await ChildProcesses.shared.spawn(
                 ChildProcesses.Launch(
-                    executable: context.launcher, arguments: arguments, environment: environment.variables,
+                    executable: context.launcher, arguments: arguments, environment: variables,
                     stdin: stdin, stdout: stdout.write, stderr: stderr.write, report: report.write,
                     seccomp: seccomp))
         } catch {

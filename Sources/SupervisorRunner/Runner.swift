@@ -53,7 +53,7 @@ public actor Runner: Service {
             settings: configuration.runner, workerID: worker.id, launcher: launcher,
             ports: DebugPortPool(range: configuration.runner.portRange), cgroups: AttemptCgroups.detect(),
             supervisorPath: ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
-            seccompPrograms: seccompPrograms)
+            seccompPrograms: seccompPrograms, landlockABI: AttemptFileAccess.kernelABI)
         (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (endings, ending) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -113,6 +113,7 @@ public actor Runner: Service {
             metadata: [
                 "worker": "\(worker.id)", "concurrency": "\(configuration.runner.concurrency)",
                 "tracking": "\(tracksWithCgroups ? "cgroup v2" : "process table")",
+                "landlock": "\(context.landlockABI.map { "ABI \($0)" } ?? "unavailable: file access is not confined")",
                 "memory_max": "\(context.cgroups.memory.map(\.description) ?? "RLIMIT_AS (no writable memory cgroup)")",
                 "pids_max": "\(context.cgroups.pids.map(\.description) ?? "RLIMIT_NPROC (no writable pids cgroup; not enforced for root)")",
             ])

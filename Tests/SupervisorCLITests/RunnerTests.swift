@@ -58,6 +58,9 @@ struct RunnerHarness {
                 profile = "no-mkdir"
                 \(type("forkbomb", "pids_max = 64\ntimeout = \"2s\"\nmax_attempts = 1"))
                 \(type("hog", "memory_max = \"64M\"\nmax_attempts = 1"))
+                \(type("snoop", "read_paths = [\"./shared\"]"))
+                [job_types.venv]
+                command = ["./venv/bin/python", "\(jobs.appendingPathComponent("venv_job.py").path)"]
                 [job_types.single]
                 command = ["/bin/sh", "\(jobs.appendingPathComponent("hold.sh").path)"]
                 concurrency = 1
@@ -311,6 +314,53 @@ struct RunnerTests {
             return
         }
         #expect(peak > 32 << 20 && peak <= 65 << 20, "\(peak)")
+        await harness.stop()
+    }
+
+    @Test(
+        "Landlock: a job cannot read the store, the config or another attempt's directory, nor write outside its own",
+        .enabled(if: AttemptFileAccess.kernelABI != nil, "needs Landlock; without it file access is not confined (logged at start)")
+    )
+    func landlock() async throws {
+        let harness = try await RunnerHarness.start()
+        let shared = harness.setup.directory.appendingPathComponent("shared")
+        try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
+        try "for every job of the type".write(to: shared.appendingPathComponent("data.txt"), atomically: true, encoding: .utf8)
+        let gate = harness.gate()
+        let holder = try await harness.submit("hold", payload: .string(gate))
+        try await harness.waitUntilRunning(holder)
+        let seen = try String(contentsOf: harness.artifacts(holder).appendingPathComponent("seen.txt"), encoding: .utf8)
+        let otherWork = String(seen.split(separator: " ")[1])
+        let outside = harness.setup.directory.appendingPathComponent("written-outside").path
+        let paths = [
+            harness.setup.directory.appendingPathComponent("data/jobs.sqlite").path, harness.setup.config.path, otherWork,
+            outside, shared.appendingPathComponent("data.txt").path,
+        ]
+        let job = try await harness.ended(try await harness.submit("snoop", payload: .string(paths.joined(separator: " "))))
+        #expect(job["result"] == [
+            "store": "denied", "config": "denied", "otherAttempt": "denied", "outside": "denied", "readPath": "allowed",
+            "own": "allowed",
+        ])
+        #expect(!FileManager.default.fileExists(atPath: outside))
+        harness.open(gate)
+        _ = try await harness.ended(holder)
+        await harness.stop()
+    }
+
+    @Test(
+        "Landlock: a Python job run by a virtualenv's interpreter finds its virtualenv and the standard library",
+        .enabled(if: AttemptFileAccess.kernelABI != nil, "needs Landlock")
+    )
+    func virtualenv() async throws {
+        let harness = try await RunnerHarness.start()
+        let venv = harness.setup.directory.appendingPathComponent("venv")
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-m", "venv", "--without-pip", venv.path]
+        #expect(try await SupervisorBinary.runToExit(python) == 0)
+        let job = try await harness.ended(try await harness.submit("venv"))
+        #expect(job["status"] == "completed", "\(job)")
+        #expect(job["result"] == ["prefix": .string(venv.path), "json": "[1]"])
         await harness.stop()
     }
 

@@ -94,6 +94,8 @@ struct ConfigurationTests {
             profile = "strict"
             memory_max = "512M"
             pids_max = 128
+            read_paths = ["/srv/models", "./shared"]
+            write_paths = ["/var/spool/shots"]
             """
         )
         #expect(configuration.server.listen == ListenAddress(host: "0.0.0.0", port: 9000))
@@ -112,6 +114,8 @@ struct ConfigurationTests {
         #expect(shot.profile == "strict")
         #expect(shot.memoryMax == 512 << 20)
         #expect(shot.pidsMax == 128)
+        #expect(shot.readPaths == ["/srv/models", "/etc/supervisor/shared"])
+        #expect(shot.writePaths == ["/var/spool/shots"])
     }
 
     @Test("errors name the key", arguments: [
@@ -153,6 +157,8 @@ struct ConfigurationTests {
         ("[job_types.a]\ncommand = [\"/bin/true\"]\npids_max = 2", "job_types.a.pids_max", "must be between"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nprofile = \"\"", "job_types.a.profile", "must name a profile"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nbrowser = \"chromium\"", "job_types.a.browser", "not supported yet"),
+        ("[job_types.a]\ncommand = [\"/bin/true\"]\nrun_as = \"nobody\"", "job_types.a.run_as", "not supported yet"),
+        ("[job_types.a]\ncommand = [\"/bin/true\"]\nread_paths = [\"\"]", "job_types.a.read_paths", "empty path"),
         ("this is = not toml =", "", "not valid TOML"),
     ])
     func namedErrors(_ text: String, _ key: String, _ fragment: String) throws {
