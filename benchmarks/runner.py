@@ -49,6 +49,7 @@ max_pending_per_owner = 100000000
 level = "warning"
 [job_types.touch]
 command = ["/bin/sh", "{TOUCH}"]
+write_paths = ["{os.path.abspath(WORK)}"]   # the FIFOs, where Landlock confines jobs
 [job_types.true]
 command = ["/bin/true"]
 [job_types.flood]

@@ -50,9 +50,12 @@ public struct AttemptFileAccess: Sendable, Equatable {
         } else if let searchPath, !element.isEmpty {
             candidates = searchPath.split(separator: ":").map { "\($0)/\(element)" }
         }
+        // FileManager rather than stat(2): this file imports CSupervisorLinux, and with
+        // member import visibility `stat` would then resolve to that module's copy of it.
         return candidates.first { candidate in
-            var info = stat()
-            return candidate.hasPrefix("/") && stat(candidate, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+            var isDirectory: ObjCBool = false
+            return candidate.hasPrefix("/") && FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory)
+                && !isDirectory.boolValue
         }
     }
 
