@@ -91,7 +91,25 @@ enum RunnerAssembly {
         let worker = WorkerIdentity(id: "\(host)-\(getpid())", host: host)
         return Runner(
             store: store, configuration: configuration, worker: worker, launcher: launcher,
-            seccompPrograms: try seccompPrograms(configuration, logger: logger), logger: logger)
+            seccompPrograms: try seccompPrograms(configuration, logger: logger), users: try users(configuration),
+            logger: logger)
+    }
+
+    /// Each job type's `run_as` user. A user that does not exist, or a supervisor that
+    /// cannot change users, stops start-up.
+    static func users(_ configuration: SupervisorConfiguration) throws -> [String: RunAsUser] {
+        var users: [String: RunAsUser] = [:]
+        for (name, type) in configuration.jobTypes.sorted(by: { $0.key < $1.key }) {
+            guard let user = type.runAs else { continue }
+            guard geteuid() == 0 else {
+                throw CommandFailure("job_types.\(name).run_as: changing to user \(user) needs the supervisor to run as root")
+            }
+            guard let resolved = RunAsUser.resolve(user) else {
+                throw CommandFailure("job_types.\(name).run_as: there is no user named \(user)")
+            }
+            users[name] = resolved
+        }
+        return users
     }
 
     /// Each job type's seccomp program, compiled once per profile and sealed in a memory
@@ -212,6 +230,7 @@ struct ConfigCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try ConfigurationLoader.load(explicitPath: options.config)
             let programs = try RunnerAssembly.compileProfiles(configuration)
+            _ = try RunnerAssembly.users(configuration)
             print("config: \(configuration.sourcePath ?? "(none: built-in defaults)") is valid")
             print("listen: \(configuration.server.listen)")
             print("store:  \(configuration.store.url)")
@@ -223,6 +242,7 @@ struct ConfigCommand: AsyncParsableCommand {
                 print(
                     "  \(type.name): \(type.command.joined(separator: " ")) (timeout \(type.timeout), "
                         + "max_attempts \(type.maxAttempts), profile \(type.profile)"
+                        + (type.runAs.map { ", run_as \($0)" } ?? "")
                         + (unknown.isEmpty ? "" : "; skipped, unknown to this libseccomp: \(unknown.joined(separator: " "))") + ")")
             }
         }

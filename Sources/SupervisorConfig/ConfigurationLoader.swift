@@ -164,9 +164,9 @@ public enum ConfigurationLoader {
                     known: [
                         "command", "timeout", "idle_timeout", "max_attempts", "backoff", "backoff_max", "nofile",
                         "permanent_exit_codes", "env", "concurrency", "profile", "memory_max", "pids_max", "read_paths",
-                        "write_paths",
+                        "write_paths", "run_as",
                     ],
-                    notYetSupported: ["browser", "run_as"]
+                    notYetSupported: ["browser"]
                 ) else { continue }
                 configuration.jobTypes[name] = try readJobType(name: name, section, baseDirectory: baseDirectory)
             }
@@ -231,6 +231,7 @@ public enum ConfigurationLoader {
             settings.memoryMax = bytes
         }
         if let pids = try section.integer("pids_max", in: 8...4_194_304) { settings.pidsMax = pids }
+        if let user = try section.string("run_as"), !user.isEmpty { settings.runAs = user }
         for key in ["read_paths", "write_paths"] {
             guard let paths = try section.stringArray(key) else { continue }
             if paths.contains(where: \.isEmpty) {

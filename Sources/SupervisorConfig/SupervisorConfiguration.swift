@@ -164,6 +164,8 @@ public struct JobTypeSettings: Sendable, Equatable {
     public var memoryMax: Int64?
     /// The attempt's process limit (its cgroup's); nil: none.
     public var pidsMax: Int?
+    /// The user the job runs as (`run_as`); nil: the supervisor's own.
+    public var runAs: String?
     /// More paths the job may read, or read and write, where Landlock applies.
     public var readPaths: [String] = []
     public var writePaths: [String] = []

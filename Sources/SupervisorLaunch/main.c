@@ -1,7 +1,8 @@
 // supervisor-launch: the exec launcher every job attempt starts through (SPEC section 7).
 //
 //   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] [--cgroup DIR] [--join DIR]...
-//                     [--rlimit-as BYTES] [--nproc N] [--landlock ABI [--read PATH]... [--write PATH]...]
+//                     [--rlimit-as BYTES] [--nproc N] [--uid N --gid N [--groups N,N...]]
+//                     [--landlock ABI [--read PATH]... [--write PATH]...]
 //                     [--seccomp-fd N] -- PROGRAM [ARG...]
 //
 // The supervisor is a threaded Swift process and must not run code between fork and
@@ -23,6 +24,9 @@
 // supervisor found): it may read below each --read path and read and write below each
 // --write path, and nothing else; from ABI 6 it cannot signal processes outside its
 // own domain either. Paths that do not exist are left out.
+//
+// --uid and --gid (with --groups, the supplementary groups) make the job that user: the
+// type's `run_as`, resolved by the supervisor.
 //
 // The job then runs with no capability (the bounding set included), `no_new_privs`, and,
 // with --seccomp-fd, the BPF program the supervisor compiled from the type's profile
@@ -47,6 +51,7 @@
 #include <linux/landlock.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -64,6 +69,10 @@ struct launch_plan {
     int join_count;
     long address_space;             // -1: inherit RLIMIT_AS
     long processes;                 // -1: inherit RLIMIT_NPROC
+    long uid;                       // -1: stay the supervisor's user
+    long gid;
+    gid_t groups[64];               // supplementary groups with --uid
+    int group_count;
     int landlock_abi;               // 0: no Landlock
     const char **read_paths;        // --read, read_count of them
     int read_count;
@@ -101,7 +110,8 @@ static long parse_number(const char *option, const char *text, long minimum, lon
 static struct launch_plan parse_plan(int argc, char **argv) {
     struct launch_plan plan = {
         .working_directory = NULL, .report_fd = -1, .nofile = -1, .cgroup = NULL, .seccomp_fd = -1,
-        .join_count = 0, .address_space = -1, .processes = -1, .landlock_abi = 0, .read_count = 0,
+        .join_count = 0, .address_space = -1, .processes = -1, .uid = -1, .gid = -1, .group_count = 0,
+        .landlock_abi = 0, .read_count = 0,
         .write_count = 0, .argv = NULL};
     // At most one path per argument: these arrays cannot overflow.
     plan.read_paths = calloc((size_t)argc, sizeof(char *));
@@ -131,6 +141,19 @@ static struct launch_plan parse_plan(int argc, char **argv) {
             plan.address_space = parse_number(option, value, 1L << 20, LONG_MAX);
         } else if (strcmp(option, "--nproc") == 0) {
             plan.processes = parse_number(option, value, 1, 1L << 22);
+        } else if (strcmp(option, "--uid") == 0) {
+            plan.uid = parse_number(option, value, 0, UINT_MAX - 1);
+        } else if (strcmp(option, "--gid") == 0) {
+            plan.gid = parse_number(option, value, 0, UINT_MAX - 1);
+        } else if (strcmp(option, "--groups") == 0) {
+            char *list = strdup(value);
+            if (!list) fail("supervisor-launch: out of memory");
+            for (char *item = strtok(list, ","); item; item = strtok(NULL, ",")) {
+                if (plan.group_count == (int)(sizeof plan.groups / sizeof plan.groups[0]))
+                    fail("supervisor-launch: more than 64 --groups");
+                plan.groups[plan.group_count++] = (gid_t)parse_number(option, item, 0, UINT_MAX - 1);
+            }
+            free(list);
         } else if (strcmp(option, "--landlock") == 0) {
             plan.landlock_abi = (int)parse_number(option, value, 1, 1000);
         } else if (strcmp(option, "--read") == 0) {
@@ -146,6 +169,7 @@ static struct launch_plan parse_plan(int argc, char **argv) {
         }
     }
     if (index >= argc) fail("supervisor-launch: no command after --");
+    if ((plan.uid < 0) != (plan.gid < 0)) fail("supervisor-launch: --uid and --gid go together");
     plan.argv = &argv[index];
     return plan;
 }
@@ -185,13 +209,22 @@ static struct sock_fprog read_filter(int fd) {
 // Without CAP_SETPCAP (a supervisor not running as root, or a launcher started by a job)
 // the bounding set cannot shrink, but then there is no capability to pass on, and
 // no_new_privs stops any gain.
-static void drop_capabilities(void) {
+// With --uid the job becomes that user between the two: the bounding set needs
+// CAP_SETPCAP, and the change of user CAP_SETUID and CAP_SETGID.
+static void drop_capabilities(const struct launch_plan *plan) {
     for (int capability = 0;; capability++) {
         if (prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) == 0) continue;
         // EINVAL: past the kernel's last capability. EPERM (checked first by the kernel):
         // no CAP_SETPCAP, so no capability to drop either.
         if (errno == EINVAL || errno == EPERM) break;
         fail("supervisor-launch: cannot drop capability %d: %s", capability, strerror(errno));
+    }
+    if (plan->uid >= 0) {
+        if (setgroups((size_t)plan->group_count, plan->groups) != 0) fail("supervisor-launch: setgroups: %s", strerror(errno));
+        if (setresgid((gid_t)plan->gid, (gid_t)plan->gid, (gid_t)plan->gid) != 0)
+            fail("supervisor-launch: cannot become group %ld: %s", plan->gid, strerror(errno));
+        if (setresuid((uid_t)plan->uid, (uid_t)plan->uid, (uid_t)plan->uid) != 0)
+            fail("supervisor-launch: cannot become user %ld: %s", plan->uid, strerror(errno));
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
         fail("supervisor-launch: cannot clear ambient capabilities: %s", strerror(errno));
@@ -371,7 +404,7 @@ static void carry_out(const struct launch_plan *plan) {
     if (plan->working_directory && chdir(plan->working_directory) != 0)
         fail("supervisor-launch: cannot enter %s: %s", plan->working_directory, strerror(errno));
 
-    drop_capabilities();
+    drop_capabilities(plan);
 
     // Signals the supervisor may have blocked or ignored are not the job's business.
     sigset_t none;

@@ -22,10 +22,13 @@ public final class Attempt: Sendable {
         public var seccompPrograms: [String: Int32]
         /// The kernel's Landlock ABI; nil: file access is not confined.
         public var landlockABI: Int?
+        /// Each job type's `run_as` user, resolved at start-up.
+        public var users: [String: RunAsUser]
 
         public init(
             settings: RunnerSettings, workerID: String, launcher: String, ports: DebugPortPool,
-            cgroups: AttemptCgroups, supervisorPath: String, seccompPrograms: [String: Int32], landlockABI: Int?
+            cgroups: AttemptCgroups, supervisorPath: String, seccompPrograms: [String: Int32], landlockABI: Int?,
+            users: [String: RunAsUser]
         ) {
             self.settings = settings
             self.workerID = workerID
@@ -35,6 +38,7 @@ public final class Attempt: Sendable {
             self.supervisorPath = supervisorPath
             self.seccompPrograms = seccompPrograms
             self.landlockABI = landlockABI
+            self.users = users
         }
     }
 
@@ -158,6 +162,13 @@ public final class Attempt: Sendable {
             typeEnvironment: type.environment, supervisorPath: context.supervisorPath)
 
         let variables = environment.variables
+        let user = context.users[job.type]
+        if let user {
+            // The user's own: what the job must write, and the files it must read.
+            for path in [work.root, work.home, work.tmp, work.userData, files.artifacts, payloadFile] + [secretsFile].compactMap({ $0 }) {
+                try user.own(path)
+            }
+        }
         let stdin = try Descriptors.open(payloadFile)
         defer { close(stdin) }
         let stdout = try Descriptors.pipe()
@@ -180,6 +191,7 @@ public final class Attempt: Sendable {
         for directory in cgroup.joins { arguments += ["--join", directory] }
         if let bytes = cgroup.fallbackMemoryMax { arguments += ["--rlimit-as", String(bytes)] }
         if let count = cgroup.fallbackPidsMax { arguments += ["--nproc", String(count)] }
+        if let user { arguments += user.launcherArguments }
         if let abi = context.landlockABI {
             let access = AttemptFileAccess(
                 command: type.command, searchPath: variables["PATH"] ?? context.supervisorPath,

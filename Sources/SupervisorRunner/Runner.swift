@@ -40,8 +40,8 @@ public actor Runner: Service {
 
     public init(
         store: any JobStore, configuration: SupervisorConfiguration, worker: WorkerIdentity, launcher: String,
-        seccompPrograms: [String: Int32], clock: any WallClock = SystemWallClock(), events: JobEvents = JobEvents(),
-        logger: Logger
+        seccompPrograms: [String: Int32], users: [String: RunAsUser] = [:], clock: any WallClock = SystemWallClock(),
+        events: JobEvents = JobEvents(), logger: Logger
     ) {
         self.store = store
         self.configuration = configuration
@@ -53,7 +53,7 @@ public actor Runner: Service {
             settings: configuration.runner, workerID: worker.id, launcher: launcher,
             ports: DebugPortPool(range: configuration.runner.portRange), cgroups: AttemptCgroups.detect(),
             supervisorPath: ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
-            seccompPrograms: seccompPrograms, landlockABI: AttemptFileAccess.kernelABI)
+            seccompPrograms: seccompPrograms, landlockABI: AttemptFileAccess.kernelABI, users: users)
         (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (endings, ending) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }

@@ -115,6 +115,14 @@ struct DurabilityTests {
             "\(result.stderr)")
     }
 
+    @Test("a run_as user that does not exist stops start-up, naming the type")
+    func refusesUnknownUser() async throws {
+        let setup = try DaemonSetup(runner: "concurrency = 1", extraConfig: "run_as = \"no-such-user-here\"")
+        let result = try await SupervisorBinary.run(["serve", "--config", setup.config.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("job_types.echo.run_as: there is no user named no-such-user-here"), "\(result.stderr)")
+    }
+
     @Test("an unknown config key stops start-up with a message naming it")
     func refusesUnknownKey() async throws {
         let setup = try DaemonSetup(extraConfig: "colour = \"red\"")

@@ -61,6 +61,9 @@ struct RunnerHarness {
                 \(type("snoop", "read_paths = [\"./shared\"]"))
                 [job_types.venv]
                 command = ["./venv/bin/python", "\(jobs.appendingPathComponent("venv_job.py").path)"]
+                [job_types.asnobody]
+                command = ["/bin/sh", "\(jobs.appendingPathComponent("whoami.sh").path)"]
+                run_as = "nobody"
                 [job_types.single]
                 command = ["/bin/sh", "\(jobs.appendingPathComponent("hold.sh").path)"]
                 concurrency = 1
@@ -361,6 +364,19 @@ struct RunnerTests {
         let job = try await harness.ended(try await harness.submit("venv"))
         #expect(job["status"] == "completed", "\(job)")
         #expect(job["result"] == ["prefix": .string(venv.path), "json": "[1]"])
+        await harness.stop()
+    }
+
+    @Test(
+        "run_as: the job runs as that user, and its directories and payload are its own",
+        .enabled(if: geteuid() == 0 && getpwnam("nobody") != nil, "needs a root supervisor and a user named nobody")
+    )
+    func runAs() async throws {
+        let harness = try await RunnerHarness.start()
+        let nobody = try #require(getpwnam("nobody")).pointee
+        let job = try await harness.ended(try await harness.submit("asnobody", payload: ["n": 1]))
+        #expect(job["status"] == "completed", "\(job)")
+        #expect(job["result"] == ["uid": .int(Int64(nobody.pw_uid)), "gid": .int(Int64(nobody.pw_gid)), "own": true])
         await harness.stop()
     }
 

@@ -96,6 +96,7 @@ struct ConfigurationTests {
             pids_max = 128
             read_paths = ["/srv/models", "./shared"]
             write_paths = ["/var/spool/shots"]
+            run_as = "shots"
             """
         )
         #expect(configuration.server.listen == ListenAddress(host: "0.0.0.0", port: 9000))
@@ -116,6 +117,7 @@ struct ConfigurationTests {
         #expect(shot.pidsMax == 128)
         #expect(shot.readPaths == ["/srv/models", "/etc/supervisor/shared"])
         #expect(shot.writePaths == ["/var/spool/shots"])
+        #expect(shot.runAs == "shots")
     }
 
     @Test("errors name the key", arguments: [
@@ -157,7 +159,6 @@ struct ConfigurationTests {
         ("[job_types.a]\ncommand = [\"/bin/true\"]\npids_max = 2", "job_types.a.pids_max", "must be between"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nprofile = \"\"", "job_types.a.profile", "must name a profile"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nbrowser = \"chromium\"", "job_types.a.browser", "not supported yet"),
-        ("[job_types.a]\ncommand = [\"/bin/true\"]\nrun_as = \"nobody\"", "job_types.a.run_as", "not supported yet"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nread_paths = [\"\"]", "job_types.a.read_paths", "empty path"),
         ("this is = not toml =", "", "not valid TOML"),
     ])

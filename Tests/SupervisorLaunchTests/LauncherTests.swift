@@ -79,6 +79,19 @@ struct LauncherTests {
         #expect(result.stdout.split(separator: "\n") == [Substring(directory.path), "0", "256"])
     }
 
+    @Test("--uid, --gid and --groups make the job that user, with no capability left", .enabled(if: geteuid() == 0, "needs root"))
+    func user() async throws {
+        let result = try await Launcher.run([
+            "--uid", "65534", "--gid", "65534", "--groups", "65534", "--", "/bin/sh", "-c",
+            "id -u; id -g; id -G; grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status | cut -f2",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.split(separator: "\n") == ["65534", "65534", "65534", "0000000000000000", "0000000000000000", "0000000000000000"])
+        let half = try await Launcher.run(["--uid", "65534", "--", "true"])
+        #expect(half.status == 127)
+        #expect(half.stderr.contains("--uid and --gid go together"))
+    }
+
     @Test("where no cgroup can hold memory_max and pids_max: RLIMIT_AS and RLIMIT_NPROC")
     func fallbackLimits() async throws {
         let result = try await Launcher.run(["--rlimit-as", "268435456", "--nproc", "50", "--", "/bin/sh", "-c", "ulimit -v; ulimit -p"])
