@@ -141,6 +141,14 @@ struct RunnerHarness {
         throw HarnessFailure("job \(id) never reached the expected state")
     }
 
+    /// Submits `count` hold jobs that wait for `gate`, and returns once all of them run.
+    func holdRunning(_ count: Int, until gate: String) async throws -> [String] {
+        var ids: [String] = []
+        for _ in 0..<count { ids.append(try await submit("hold", payload: .string(gate))) }
+        for id in ids { try await waitUntilRunning(id) }
+        return ids
+    }
+
     func waitUntilRunning(_ id: String) async throws {
         _ = try await poll(id) { $0["progress"]?["percent"] != nil && $0["progress"] != .null }
     }
@@ -246,9 +254,7 @@ struct RunnerTests {
     func fourConcurrentAttempts() async throws {
         let harness = try await RunnerHarness.start()
         let gate = harness.gate()
-        var ids: [String] = []
-        for _ in 0..<4 { ids.append(try await harness.submit("hold", payload: .string(gate))) }
-        for id in ids { try await harness.waitUntilRunning(id) }
+        let ids = try await harness.holdRunning(4, until: gate)
         let seen = try ids.map { id in
             try String(contentsOf: harness.artifacts(id).appendingPathComponent("seen.txt"), encoding: .utf8)
                 .split(separator: " ").map(String.init)
@@ -433,9 +439,7 @@ struct RunnerTests {
     func estimatedWait() async throws {
         let harness = try await RunnerHarness.start()
         let gate = harness.gate()
-        var holds: [String] = []
-        for _ in 0..<4 { holds.append(try await harness.submit("hold", payload: .string(gate))) }
-        for id in holds { try await harness.waitUntilRunning(id) }
+        let holds = try await harness.holdRunning(4, until: gate)
         // Every slot busy and nothing measured yet: a queued job has a position, no estimate.
         let first = try await harness.submit("hold", payload: .string(gate))
         var status = try await harness.request(.GET, "/api/jobs/\(first)/status").document
@@ -445,9 +449,7 @@ struct RunnerTests {
         for id in holds + [first] { _ = try await harness.ended(id) }
 
         let secondGate = harness.gate()
-        var busy: [String] = []
-        for _ in 0..<4 { busy.append(try await harness.submit("hold", payload: .string(secondGate))) }
-        for id in busy { try await harness.waitUntilRunning(id) }
+        let busy = try await harness.holdRunning(4, until: secondGate)
         var queued: [String] = []
         for _ in 0..<5 { queued.append(try await harness.submit("hold", payload: .string(secondGate))) }
         status = try await harness.request(.GET, "/api/jobs/\(queued[0])/status").document
