@@ -71,6 +71,24 @@ struct ContainmentTests {
         #expect(!FileManager.default.fileExists(atPath: directory))
     }
 
+    @Test(
+        "the chromium profile: headless Chromium renders a page, with no capabilities and no_new_privs",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium"), "needs Debian's chromium (scripts/install-deps installs it)")
+    )
+    func chromium() async throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: home) }
+        let result = try await run(
+            [
+                "/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                "--user-data-dir=\(home.appendingPathComponent("user-data").path)",
+                "--dump-dom", "data:text/html,<title>contained</title><p>ok</p>",
+            ], under: try shipped("chromium"))
+        #expect(result.status == 0, "\(result.stderr.suffix(800))")
+        #expect(result.stdout.contains("<title>contained</title>"), "\(result.stderr.suffix(800))")
+    }
+
     @Test("strict runs a plain shell and Python script, and refuses raw, packet, AF_ALG and AF_VSOCK sockets")
     func strict() async throws {
         let script = """
