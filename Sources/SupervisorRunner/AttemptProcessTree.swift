@@ -39,9 +39,7 @@ public struct AttemptProcessTree: Sendable {
 
     /// Sends `signal` to every process of the tree.
     public func signalAll(_ signal: Int32) {
-        if signal == SIGKILL, case .cgroup(let path) = tracking,
-            (try? "1".write(toFile: path + "/cgroup.kill", atomically: false, encoding: .utf8)) != nil
-        {
+        if signal == SIGKILL, case .cgroup(let path) = tracking, AttemptCgroups.write("1", to: path + "/cgroup.kill") {
             return
         }
         // The process group first: it catches children forked while the list was read.
