@@ -40,11 +40,15 @@ public struct AttemptCgroups: Sendable {
     public let unified: Hierarchy?
     public let memory: Hierarchy?
     public let pids: Hierarchy?
+    /// The leaf this process moved itself into so that its own cgroup could pass v2
+    /// controllers down (see `delegate`), if it had to.
+    public let daemonLeaf: String?
 
-    public init(unified: Hierarchy?, memory: Hierarchy?, pids: Hierarchy?) {
+    public init(unified: Hierarchy?, memory: Hierarchy?, pids: Hierarchy?, daemonLeaf: String? = nil) {
         self.unified = unified
         self.memory = memory
         self.pids = pids
+        self.daemonLeaf = daemonLeaf
     }
 
     /// Looks at this host's hierarchies and makes the parent directories it can use.
@@ -69,21 +73,25 @@ public struct AttemptCgroups: Sendable {
         let parentName = "supervisor-\(getpid())"
 
         var unified: Hierarchy?
+        var delegation = Delegation(controllers: [], daemonLeaf: nil)
         if let mount = mounts.first(where: { $0.type == "cgroup2" }), let own = ownPaths.first(where: { $0.controllers.isEmpty }) {
             let ownDirectory = mount.point + (own.path == "/" ? "" : own.path)
             if let parent = makeParent(ownDirectory + "/" + parentName) {
                 unified = Hierarchy(version: .v2, parent: parent)
+                delegation = delegate(
+                    Controller.allCases.map(\.rawValue), own: ownDirectory, isRoot: own.path == "/", parent: parent, process: getpid())
             }
         }
         func hierarchy(for controller: Controller) -> Hierarchy? {
-            if let unified, enable(controller, below: unified.parent) { return unified }
+            if let unified, delegation.controllers.contains(controller.rawValue) { return unified }
             guard let mount = mounts.first(where: { $0.type == "cgroup" && $0.options.contains(Substring(controller.rawValue)) }),
                 let own = ownPaths.first(where: { $0.controllers.contains(Substring(controller.rawValue)) }),
                 let parent = makeParent(mount.point + (own.path == "/" ? "" : own.path) + "/" + parentName)
             else { return nil }
             return Hierarchy(version: .v1, parent: parent)
         }
-        return AttemptCgroups(unified: unified, memory: hierarchy(for: .memory), pids: hierarchy(for: .pids))
+        return AttemptCgroups(
+            unified: unified, memory: hierarchy(for: .memory), pids: hierarchy(for: .pids), daemonLeaf: delegation.daemonLeaf)
     }
 
     private static func makeParent(_ path: String) -> String? {
@@ -91,20 +99,55 @@ public struct AttemptCgroups: Sendable {
         return path
     }
 
-    /// Turns a v2 controller on for the attempts below `parent`, if the supervisor's own
-    /// cgroup has it and lets it be delegated (a cgroup holding processes cannot pass
-    /// controllers down unless it is the root: then v1 or rlimits are used).
-    private static func enable(_ controller: Controller, below parent: String) -> Bool {
-        let own = (parent as NSString).deletingLastPathComponent
-        guard let available = try? String(contentsOfFile: own + "/cgroup.controllers", encoding: .utf8),
-            available.split(whereSeparator: \.isWhitespace).contains(Substring(controller.rawValue))
-        else { return false }
-        for directory in [own, parent] {
-            let enabled = (try? String(contentsOfFile: directory + "/cgroup.subtree_control", encoding: .utf8)) ?? ""
-            if enabled.split(whereSeparator: \.isWhitespace).contains(Substring(controller.rawValue)) { continue }
-            guard write("+\(controller.rawValue)", to: directory + "/cgroup.subtree_control") else { return false }
+    /// The v2 controllers the attempts below `parent` got, and where the process moved.
+    public struct Delegation: Sendable, Equatable {
+        public var controllers: Set<String>
+        public var daemonLeaf: String?
+    }
+
+    /// Turns v2 controllers on for the attempts below `parent` (a child of `own`, the
+    /// cgroup `process` sits in), where `own` has them.
+    ///
+    /// A cgroup other than the root that holds processes cannot pass controllers down
+    /// ("no internal processes"), which is where a systemd service with `Delegate=yes`
+    /// starts. When `process` is the only one in `own`, it moves itself into the leaf
+    /// `parent/daemon`, a sibling of the attempts' cgroups, and enables them again. When
+    /// other processes share `own`, nothing moves: they are not ours to move, and limits
+    /// go to v1 or rlimits.
+    public static func delegate(_ wanted: [String], own: String, isRoot: Bool, parent: String, process: pid_t) -> Delegation {
+        let available = words(in: own + "/cgroup.controllers")
+        let controllers = wanted.filter { available.contains($0) }
+        guard !controllers.isEmpty else { return Delegation(controllers: [], daemonLeaf: nil) }
+
+        /// Enables each controller in `directory`; the ones enabled, and whether any was
+        /// refused because the directory holds processes.
+        func enable(_ controllers: [String], in directory: String) -> (enabled: [String], busy: Bool) {
+            let present = words(in: directory + "/cgroup.subtree_control")
+            var enabled: [String] = [], busy = false
+            for controller in controllers {
+                if present.contains(controller) || write("+" + controller, to: directory + "/cgroup.subtree_control") {
+                    enabled.append(controller)
+                } else if errno == EBUSY {
+                    busy = true
+                }
+            }
+            return (enabled, busy)
         }
-        return true
+
+        var daemonLeaf: String?
+        var inOwn = enable(controllers, in: own)
+        if inOwn.busy, !isRoot, words(in: own + "/cgroup.procs") == [String(process)] {
+            let leaf = parent + "/daemon"
+            if mkdir(leaf, 0o755) == 0 || errno == EEXIST, write(String(process), to: leaf + "/cgroup.procs") {
+                daemonLeaf = leaf
+                inOwn = enable(controllers, in: own)
+            }
+        }
+        return Delegation(controllers: Set(enable(inOwn.enabled, in: parent).enabled), daemonLeaf: daemonLeaf)
+    }
+
+    private static func words(in file: String) -> [String] {
+        ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
     }
 
     /// Makes the attempt's cgroups and writes its limits. A directory that cannot be
@@ -173,14 +216,17 @@ public struct AttemptCgroups: Sendable {
         }
     }
 
-    static func write(_ text: String, to file: String) -> Bool {
+    /// Writes one cgroup control file in a single `write(2)`, as the kernel wants them;
+    /// false (with `errno`) when it refuses.
+    public static func write(_ text: String, to file: String) -> Bool {
         let descriptor = open(file, O_WRONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         return text.utf8CString.withUnsafeBufferPointer { Glibc.write(descriptor, $0.baseAddress, $0.count - 1) } == text.utf8.count
     }
 
-    /// Removes the parent directories (at shutdown, once every attempt's are gone).
+    /// Removes the parent directories (at shutdown, once every attempt's are gone). A
+    /// parent holding `daemonLeaf` stays until this process has exited; cleanup removes it.
     public func removeParents() {
         for parent in Set([unified, memory, pids].compactMap { $0?.parent }) { rmdir(parent) }
     }

@@ -108,15 +108,15 @@ public actor Runner: Service {
     }
 
     public func run() async throws {
-        logger.info(
-            "runner started",
-            metadata: [
-                "worker": "\(worker.id)", "concurrency": "\(configuration.runner.concurrency)",
-                "tracking": "\(tracksWithCgroups ? "cgroup v2" : "process table")",
-                "landlock": "\(context.landlockABI.map { "ABI \($0)" } ?? "unavailable: file access is not confined")",
-                "memory_max": "\(context.cgroups.memory.map(\.description) ?? "RLIMIT_AS (no writable memory cgroup)")",
-                "pids_max": "\(context.cgroups.pids.map(\.description) ?? "RLIMIT_NPROC (no writable pids cgroup; not enforced for root)")",
-            ])
+        var metadata: Logger.Metadata = [
+            "worker": "\(worker.id)", "concurrency": "\(configuration.runner.concurrency)",
+            "tracking": "\(tracksWithCgroups ? "cgroup v2" : "process table")",
+            "landlock": "\(context.landlockABI.map { "ABI \($0)" } ?? "unavailable: file access is not confined")",
+            "memory_max": "\(context.cgroups.memory.map(\.description) ?? "RLIMIT_AS (no writable memory cgroup)")",
+            "pids_max": "\(context.cgroups.pids.map(\.description) ?? "RLIMIT_NPROC (no writable pids cgroup; not enforced for root)")",
+        ]
+        if let leaf = context.cgroups.daemonLeaf { metadata["moved_into_cgroup"] = "\(leaf)" }
+        logger.info("runner started", metadata: metadata)
         await recoverExpiredLeases()
         let upkeep = Task { await keepUp() }
         let leaseWatch = Task { await watchLeases() }

@@ -224,4 +224,70 @@ struct ProcessTreeTests {
         #expect(cgroup.joins.isEmpty && cgroup.unified == nil)
         #expect(cgroup.peakMemoryBytes() == nil && cgroup.oomKills() == 0)
     }
+
+    /// A v2 controller the test process's own cgroup can pass down, and that cgroup: where
+    /// a test cgroup can play a delegated service's cgroup. Pure v2 hosts offer `pids`;
+    /// hybrid ones (HOST-NOTES) only `hugetlb`, which obeys the same rules.
+    static let delegable: (controller: String, own: String, enabledHere: Bool)? = {
+        guard let parent = cgroups.unified?.parent else { return nil }
+        let own = (parent as NSString).deletingLastPathComponent
+        let available = ((try? String(contentsOfFile: own + "/cgroup.controllers", encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace)
+        guard let controller = ["pids", "memory", "hugetlb"].first(where: { available.contains(Substring($0)) }) else { return nil }
+        let control = own + "/cgroup.subtree_control"
+        let enabled = ((try? String(contentsOfFile: control, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace)
+        if enabled.contains(Substring(controller)) { return (controller, own, false) }
+        return AttemptCgroups.write("+" + controller, to: control) ? (controller, own, true) : nil
+    }()
+
+    @Test(
+        "on a delegated cgroup v2 subtree the daemon moves itself into a leaf so the attempts get controllers; beside another process nothing moves",
+        .enabled(if: Self.delegable != nil, "needs a cgroup v2 controller that the test process's cgroup can delegate")
+    )
+    func delegation() async throws {
+        let (controller, own, enabledHere) = try #require(Self.delegable)
+        defer { if enabledHere { _ = AttemptCgroups.write("-" + controller, to: own + "/cgroup.subtree_control") } }
+        /// A service's cgroup holding `count` sleeping processes, the first playing the daemon.
+        func service(holding count: Int) throws -> (directory: String, pids: [pid_t]) {
+            let directory = own + "/delegation-\(UUID().uuidString)"
+            guard mkdir(directory, 0o755) == 0 else { throw POSIXError(.EACCES) }
+            let pids = try (0..<count).map { _ in
+                let (pid, output) = try SpawnedTree.spawn(["/bin/sleep", "100"], environment: [])
+                close(output)
+                #expect(AttemptCgroups.write(String(pid), to: directory + "/cgroup.procs"))
+                return pid
+            }
+            return (directory, pids)
+        }
+        func cgroupPath(of pid: pid_t) -> String {
+            ((try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? "").split(separator: "\n")
+                .first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? ""
+        }
+        func end(_ pids: [pid_t], removing directories: [String]) async {
+            for pid in pids {
+                kill(pid, SIGKILL)
+                await SpawnedTree.waitStatus(pid)
+            }
+            for directory in directories { rmdir(directory) }
+        }
+
+        let alone = try service(holding: 1)
+        let parent = alone.directory + "/supervisor-test"
+        #expect(mkdir(parent, 0o755) == 0)
+        let delegated = AttemptCgroups.delegate([controller], own: alone.directory, isRoot: false, parent: parent, process: alone.pids[0])
+        #expect(delegated.controllers == [controller] && delegated.daemonLeaf == parent + "/daemon", "\(delegated)")
+        #expect(cgroupPath(of: alone.pids[0]).hasSuffix("/supervisor-test/daemon"))
+        let attempt = parent + "/attempt"
+        #expect(mkdir(attempt, 0o755) == 0)
+        let attemptControllers = (try? String(contentsOfFile: attempt + "/cgroup.controllers", encoding: .utf8)) ?? ""
+        #expect(attemptControllers.split(whereSeparator: \.isWhitespace).contains(Substring(controller)), "\(attemptControllers)")
+        await end(alone.pids, removing: [attempt, parent + "/daemon", parent, alone.directory])
+
+        let shared = try service(holding: 2)
+        let sharedParent = shared.directory + "/supervisor-test"
+        #expect(mkdir(sharedParent, 0o755) == 0)
+        let refused = AttemptCgroups.delegate([controller], own: shared.directory, isRoot: false, parent: sharedParent, process: shared.pids[0])
+        #expect(refused.controllers.isEmpty && refused.daemonLeaf == nil, "\(refused)")
+        #expect(cgroupPath(of: shared.pids[0]) == cgroupPath(of: shared.pids[1]), "the daemon stayed beside the other process")
+        await end(shared.pids, removing: [sharedParent, shared.directory])
+    }
 }
