@@ -2,6 +2,7 @@
 // memfd_create need _GNU_SOURCE. Thin wrappers only; no logic lives here.
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 

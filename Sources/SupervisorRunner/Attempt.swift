@@ -222,8 +222,8 @@ public final class Attempt: Sendable {
             tracking: cgroup.unified.map { .cgroup(path: $0) } ?? .processTable, jobID: job.id, root: pid)
         let (progressSignals, progressSignal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let (ends, end) = AsyncStream.makeStream(of: Void.self)
-        startReading(stdout.read, stream: "stdout", log: log, progressSignal: progressSignal, end: end)
-        startReading(stderr.read, stream: "stderr", log: log, progressSignal: nil, end: end)
+        startReading(stdout.read, log: log, progressSignal: progressSignal, end: end)
+        startReading(stderr.read, log: log, progressSignal: nil, end: end)
 
         // A stop asked before the tree existed takes effect now.
         control.withLock { control in
@@ -292,12 +292,12 @@ public final class Attempt: Sendable {
     }
 
     private func startReading(
-        _ descriptor: Int32, stream: String, log: AttemptLog, progressSignal: AsyncStream<Void>.Continuation?,
+        _ descriptor: Int32, log: AttemptLog, progressSignal: AsyncStream<Void>.Continuation?,
         end: AsyncStream<Void>.Continuation
     ) {
         guard let progressSignal else {
             OutputLines.start(
-                descriptor: descriptor, name: "supervisor-\(stream)", onLine: { log.append($0.bytes) },
+                descriptor: descriptor, onLine: { log.append($0.bytes) },
                 onChunk: { log.flush() }, onEnd: { end.yield() })
             return
         }
@@ -305,7 +305,7 @@ public final class Attempt: Sendable {
         // under the lock once per read rather than once per line.
         let gathered = GatheredMarkers()
         OutputLines.start(
-            descriptor: descriptor, name: "supervisor-\(stream)",
+            descriptor: descriptor,
             onLine: { line in
                 guard line.bytes.count >= 2, line.bytes[0] == UInt8(ascii: ":"), line.bytes[1] == UInt8(ascii: ":") else {
                     log.append(line.bytes)
@@ -328,7 +328,7 @@ public final class Attempt: Sendable {
         )
     }
 
-    /// Markers read since the last hand-over; only the stdout reader thread touches it.
+    /// Markers read since the last hand-over; only the stdout stream's callbacks touch it.
     private final class GatheredMarkers: @unchecked Sendable {
         var progress: JobProgress?
         var result: JSONValue?
