@@ -601,6 +601,46 @@ struct RunnerTests {
         await harness.stop()
     }
 
+    @Test("a worker that cannot renew its leases for two thirds of their length kills its attempts itself", .timeLimit(.minutes(1)))
+    func leaseNotRenewed() async throws {
+        let harness = try await RunnerHarness.start(runner: "lease = \"3s\"")
+        let gate = harness.gate()
+        let id = try await harness.submit("hold", payload: .string(gate))
+        try await harness.waitUntilRunning(id)
+        // The store stops taking writes: another process holds its write lock.
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        locker.arguments = [
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN IMMEDIATE'); "
+                + "print('locked', flush=True); sys.stdin.read()",
+            harness.setup.directory.appendingPathComponent("data/jobs.sqlite").path,
+        ]
+        let (input, output) = (Pipe(), Pipe())
+        locker.standardInput = input
+        locker.standardOutput = output
+        try locker.run()
+        let locked = try await Task.detached { try output.fileHandleForReading.read(upToCount: 7) }.value
+        #expect(locked.map { String(decoding: $0, as: UTF8.self) } == "locked\n")
+
+        let gaveUp = await harness.daemon.log.first { $0["message"] == "leases not renewed for two thirds of their length; killing the attempts" }
+        #expect(gaveUp != nil)
+        // With the store still locked, the attempt's tree is gone and its directory removed.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try !harness.leftoverWorkDirectories().isEmpty && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try harness.leftoverWorkDirectories().isEmpty, "the attempt ended while its lease could not be renewed")
+        #expect(locker.isRunning, "the store was locked all along")
+
+        try input.fileHandleForWriting.close()
+        locker.waitUntilExit()
+        let job = try await harness.ended(id)
+        #expect(job["attempts"]?[0]?["outcome"] == "lease_expired")
+        harness.open(gate)
+        await harness.stop()
+    }
+
     @Test("malformed markers and stderr are kept as log lines; the log keeps its head and tail under max_log_bytes")
     func logsAndCap() async throws {
         let harness = try await RunnerHarness.start()
