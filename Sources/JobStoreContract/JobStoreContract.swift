@@ -45,6 +45,8 @@ public struct JobStoreContract: Sendable {
         case startWithinExpiresUnstartedJobs
         case secretsErasedWhenJobEnds
         case claimPassesOverCappedTypesAndOwners
+        case workersRegisterHeartbeatAndLeave
+        case deadWorkersLeasesRequeued
 
         public var testDescription: String { rawValue }
 

@@ -36,6 +36,8 @@ struct StoreScenarios {
         case .startWithinExpiresUnstartedJobs: try await startWithinExpires()
         case .secretsErasedWhenJobEnds: try await secretsErased()
         case .claimPassesOverCappedTypesAndOwners: try await claimPassesOverCaps()
+        case .workersRegisterHeartbeatAndLeave: try await workersRegisterHeartbeatAndLeave()
+        case .deadWorkersLeasesRequeued: try await deadWorkersLeasesRequeued()
         }
     }
 
@@ -526,6 +528,51 @@ struct StoreScenarios {
         let ending = AttemptEnding(verdict: .completed(result: nil), outcome: .completed, exitCode: 0)
         #expect(try await store.finish(abandonedLease, ending, now: start.addingTimeInterval(13)) == .fenced)
         #expect(try await store.requeueExpiredLeases(now: start.addingTimeInterval(13)).isEmpty)
+    }
+
+    func workersRegisterHeartbeatAndLeave() async throws {
+        func record(_ id: String, pid: Int32, at time: Date) -> WorkerRecord {
+            WorkerRecord(
+                id: id, host: "test-host", pid: pid, processStart: "boot:\(pid)", startedAt: time, heartbeatAt: time,
+                capacity: 4, workDirectory: "/work/\(id)", cgroupDirectories: ["/cg/unified/supervisor-\(pid)", "/cg/memory/x"])
+        }
+        #expect(try await store.workers().isEmpty)
+        let first = record("worker-1", pid: 10, at: start)
+        try await store.registerWorker(first)
+        try await store.registerWorker(record("worker-2", pid: 20, at: start))
+        try await store.heartbeat(workerID: "worker-1", now: start.addingTimeInterval(5))
+        try await store.heartbeat(workerID: "nobody", now: start.addingTimeInterval(5))
+        var expected = first
+        expected.heartbeatAt = start.addingTimeInterval(5)
+        #expect(try await store.workers() == [expected, record("worker-2", pid: 20, at: start)])
+
+        // A restart under the same id replaces the record.
+        let again = record("worker-2", pid: 21, at: start.addingTimeInterval(9))
+        try await store.registerWorker(again)
+        try await store.removeWorker(id: "worker-1")
+        #expect(try await store.workers() == [again])
+    }
+
+    func deadWorkersLeasesRequeued() async throws {
+        let alive = WorkerIdentity(id: "alive", host: "test-host")
+        let dead = WorkerIdentity(id: "dead", host: "test-host")
+        let kept = try await accept(submission(at: start))
+        let orphan = try await accept(submission(at: start))
+        let (_, keptLease) = try await claimOne(now: start, lease: .seconds(30), by: alive)
+        let (_, orphanLease) = try await claimOne(now: start, lease: .seconds(30), by: dead)
+        #expect(keptLease.jobID == kept.id && orphanLease.jobID == orphan.id)
+        let running = try await store.runningAttempts().sorted { $0.lease.workerID < $1.lease.workerID }
+        #expect(running == [
+            RunningAttempt(lease: keptLease, leaseExpiresAt: start.addingTimeInterval(30)),
+            RunningAttempt(lease: orphanLease, leaseExpiresAt: start.addingTimeInterval(30)),
+        ])
+
+        // Before either lease runs out, the dead worker's job goes back to the queue.
+        let moved = try await store.requeueExpiredLeases(now: start.addingTimeInterval(1), heldBy: ["dead", "gone"])
+        #expect(moved == [orphan.id])
+        let requeued = try #require(try await store.job(id: orphan.id, owner: nil))
+        #expect(requeued.status == .pending && requeued.attempts.first?.outcome == .leaseExpired)
+        #expect(try await store.runningAttempts().map(\.lease) == [keptLease])
     }
 
     func cancelRequestReachesWorker() async throws {

@@ -3,16 +3,6 @@ import ArgumentParser
 // Commands SPEC.md names whose behaviour has not landed yet. Each refuses clearly
 // instead of pretending; its `--help` says what it will do.
 
-struct CleanupCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "cleanup",
-        abstract: "Sweep orphaned job processes, stale directories, expired leases and old jobs (not supported yet).")
-    @Flag(help: "Report without changing anything.") var dryRun = false
-    @Flag(help: "Print the summary as one JSON document.") var json = false
-    @OptionGroup var options: ConfigOption
-    func run() async throws { throw CommandFailure.notSupportedYet("cleanup") }
-}
-
 struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup", abstract: "Write a consistent copy of the SQLite store (not supported yet).")

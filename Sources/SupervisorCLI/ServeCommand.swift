@@ -88,7 +88,9 @@ enum RunnerAssembly {
             throw CommandFailure("the exec launcher \(launcher) is missing; it is built and installed beside supervisor")
         }
         let host = ProcessInfo.processInfo.hostName
-        let worker = WorkerIdentity(id: "\(host)-\(getpid())", host: host)
+        // The start time tells this process from an earlier one that had the same pid.
+        let started = ProcessIdentity.of(getpid())?.split(separator: ":").last.map(String.init) ?? "0"
+        let worker = WorkerIdentity(id: "\(host)-\(getpid())-\(started)", host: host)
         return Runner(
             store: store, configuration: configuration, worker: worker, launcher: launcher,
             seccompPrograms: try seccompPrograms(configuration, logger: logger), users: try users(configuration),

@@ -64,18 +64,32 @@ struct ProcessTable {
 
     static func snapshot() -> ProcessTable {
         var parents: [pid_t: pid_t] = [:]
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = pid_t(entry),
-                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { continue }
-            // "pid (comm) state ppid …": comm may hold spaces and parentheses.
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 2, let parent = pid_t(fields[1]) else { continue }
+        for pid in allPIDs() {
+            guard let fields = statFields(of: pid), fields.count > 2, let parent = pid_t(fields[1]) else { continue }
             if fields[0] == "Z" { continue }
             parents[pid] = parent
         }
         return ProcessTable(parents: parents)
+    }
+
+    /// Every process's pid.
+    static func allPIDs() -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
+    }
+
+    /// The fields of `/proc/PID/stat` after the command name, from the state on (field 3).
+    static func statFields(of pid: pid_t) -> [Substring]? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // "pid (comm) state ppid …": comm may hold spaces and parentheses.
+        return stat[stat.index(after: close)...].split(separator: " ")
+    }
+
+    /// Whether the process has ended (gone, or a zombie waiting for its parent).
+    static func hasEnded(_ pid: pid_t) -> Bool {
+        guard let fields = statFields(of: pid), let state = fields.first else { return true }
+        return state == "Z" || state == "X"
     }
 
     /// `root` and its live descendants, and every live process whose environment holds `marker`.
@@ -100,5 +114,19 @@ struct ProcessTable {
             if bytes.firstRange(of: [0] + needle) != nil { members.insert(pid) }
         }
         return members.sorted()
+    }
+}
+
+/// Tells a process from a later one given the same pid: the boot it runs in and the time
+/// it started, in clock ticks since boot.
+public enum ProcessIdentity {
+    static let bootID = ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "")
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+
+    /// "<boot id>:<start time>", or nil when there is no such process.
+    public static func of(_ pid: pid_t) -> String? {
+        // starttime is field 22 of stat; the fields given start at field 3.
+        guard let fields = ProcessTable.statFields(of: pid), fields.count > 19 else { return nil }
+        return "\(bootID):\(fields[19])"
     }
 }

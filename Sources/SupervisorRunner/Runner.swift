@@ -117,7 +117,8 @@ public actor Runner: Service {
         ]
         if let leaf = context.cgroups.daemonLeaf { metadata["moved_into_cgroup"] = "\(leaf)" }
         logger.info("runner started", metadata: metadata)
-        await recoverExpiredLeases()
+        await register()
+        await sweepHost()
         let upkeep = Task { await keepUp() }
         let leaseWatch = Task { await watchLeases() }
         await withDiscardingTaskGroup { group in
@@ -136,6 +137,11 @@ public actor Runner: Service {
         upkeep.cancel()
         leaseWatch.cancel()
         context.cgroups.removeParents()
+        do {
+            try await store.removeWorker(id: worker.id)
+        } catch {
+            logger.error("cannot remove this worker's record; cleanup will", metadata: ["error": "\(error)"])
+        }
         logger.info("runner stopped", metadata: ["worker": "\(worker.id)"])
     }
 
@@ -280,16 +286,59 @@ public actor Runner: Service {
         }
     }
 
-    /// Lease renewals, cancel requests and timed wake-ups, until cancelled.
+    /// Records this worker in the store, for `/api/workers` and for the cleanup of what it
+    /// leaves if it dies: where its attempts' directories and cgroups are.
+    private func register() async {
+        let now = clock.now()
+        let cgroups = context.cgroups
+        let record = WorkerRecord(
+            id: worker.id, host: worker.host, pid: getpid(), processStart: ProcessIdentity.of(getpid()) ?? "",
+            startedAt: now, heartbeatAt: now, capacity: configuration.runner.concurrency,
+            workDirectory: configuration.runner.workRoot.path + "/" + worker.id,
+            cgroupDirectories: Array(Set([cgroups.unified, cgroups.memory, cgroups.pids].compactMap { $0?.parent })).sorted())
+        do {
+            try await store.registerWorker(record)
+        } catch {
+            logger.error("cannot record this worker in the store", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// What attempts of dead workers left on this host, and jobs whose lease ran out
+    /// anywhere (SPEC section 8): at start, before the first claim, then every minute.
+    private func sweepHost() async {
+        let cleanup = HostCleanup(store: store, host: worker.host, workRoot: configuration.runner.workRoot)
+        do {
+            let report = try await cleanup.run(now: clock.now(), dryRun: false)
+            guard !report.isEmpty else { return }
+            logger.notice(
+                "cleanup swept what attempts left behind",
+                metadata: [
+                    "killed": "\(report.killedProcesses.map { "\($0.pid) (job \($0.jobId))" })",
+                    "removed_directories": "\(report.removedDirectories)", "requeued": "\(report.requeuedJobs)",
+                    "removed_workers": "\(report.removedWorkers)",
+                ])
+        } catch {
+            logger.error("cleanup failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Lease renewals, heartbeats, cancel requests, the cleanup timer and timed wake-ups,
+    /// until cancelled.
     private func keepUp() async {
         let renewEvery = configuration.runner.lease / 3
         var nextRenewal = ContinuousClock.now + renewEvery
+        var nextSweep = ContinuousClock.now + .seconds(60)
         while !Task.isCancelled {
             let now = ContinuousClock.now
             if now >= nextRenewal {
                 await renewLeases()
                 await recoverExpiredLeases()
+                try? await store.heartbeat(workerID: worker.id, now: clock.now())
                 nextRenewal = now + renewEvery
+            }
+            if now >= nextSweep {
+                await sweepHost()
+                nextSweep = now + .seconds(60)
             }
             await forwardCancelRequests()
             // Claimable jobs are looked for once a second at most, for jobs that other

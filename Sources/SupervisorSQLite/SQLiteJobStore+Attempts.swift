@@ -131,7 +131,7 @@ extension SQLiteJobStore {
         }
     }
 
-    public func requeueExpiredLeases(now: Date) async throws -> [JobID] {
+    public func requeueExpiredLeases(now: Date, heldBy deadWorkers: Set<String>) async throws -> [JobID] {
         try checkOpen()
         let millis = now.millisecondsSince1970
         return try await writeImmediate { db in
@@ -139,9 +139,10 @@ extension SQLiteJobStore {
                 db,
                 sql: """
                     SELECT id, attempt, max_attempts, cancel_requested FROM jobs
-                    WHERE status = 'running' AND lease_expires_at < ?
+                    WHERE status = 'running'
+                        AND (lease_expires_at < ? OR lease_owner IN (SELECT value FROM json_each(?)))
                     """,
-                arguments: [millis]
+                arguments: [millis, Self.jsonArray(deadWorkers)]
             )
             for row in rows {
                 let id: String = row["id"]

@@ -281,7 +281,11 @@ public final class SQLiteJobStore: JobStore {
 
     /// A set as the JSON array that `json_each` reads back in a query.
     static func jsonArray(_ strings: Set<String>) -> String {
-        JSONValue.array(strings.sorted().map(JSONValue.string)).serializedString()
+        jsonArray(strings.sorted())
+    }
+
+    static func jsonArray(_ strings: [String]) -> String {
+        JSONValue.array(strings.map(JSONValue.string)).serializedString()
     }
 
     func checkOpen() throws {

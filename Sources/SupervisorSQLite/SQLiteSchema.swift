@@ -77,6 +77,22 @@ enum SQLiteSchema {
         ALTER TABLE jobs ADD COLUMN secrets TEXT;
         CREATE INDEX jobs_start_by ON jobs(start_by) WHERE status = 'pending' AND start_by IS NOT NULL;
         """,
+        // 3: the workers sharing the store, for `/api/workers` and for cleaning up after
+        // one that died.
+        """
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            process_start TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            heartbeat_at INTEGER NOT NULL,
+            capacity INTEGER NOT NULL,
+            work_directory TEXT NOT NULL,
+            cgroup_directories TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX jobs_lease_owner ON jobs(lease_owner) WHERE status = 'running';
+        """,
     ]
 
     static var latestVersion: Int { migrations.count }

@@ -54,10 +54,25 @@ public protocol JobStore: Sendable {
     /// fenced by the lease: an attempt whose lease was lost records nothing.
     func finish(_ lease: AttemptLease, _ ending: AttemptEnding, now: Date) async throws -> FinishOutcome
 
-    /// Every running job whose lease ran out goes back to pending (or to failed when its
-    /// attempts are spent, or to cancelled when a cancel was asked); its attempt ends as
-    /// `lease_expired`. Answers the jobs it moved.
-    func requeueExpiredLeases(now: Date) async throws -> [JobID]
+    /// Every running job whose lease ran out, or is held by one of `deadWorkers`, goes
+    /// back to pending (or to failed when its attempts are spent, or to cancelled when a
+    /// cancel was asked); its attempt ends as `lease_expired`. Answers the jobs it moved.
+    func requeueExpiredLeases(now: Date, heldBy deadWorkers: Set<String>) async throws -> [JobID]
+
+    /// Every running job's attempt and lease.
+    func runningAttempts() async throws -> [RunningAttempt]
+
+    /// Records a worker at its start, replacing a record with the same id.
+    func registerWorker(_ worker: WorkerRecord) async throws
+
+    /// Renews the worker's heartbeat.
+    func heartbeat(workerID: String, now: Date) async throws
+
+    /// Every registered worker, by id.
+    func workers() async throws -> [WorkerRecord]
+
+    /// Forgets a worker: at its clean exit, or once cleanup removed what a dead one left.
+    func removeWorker(id: String) async throws
 
     /// The earliest `runAt` of a pending job that is not due at `now`, to wake the runner then.
     func nextRunAt(after now: Date) async throws -> Date?
@@ -77,6 +92,11 @@ public protocol JobStore: Sendable {
 }
 
 extension JobStore {
+    /// Requeues the jobs whose lease ran out.
+    public func requeueExpiredLeases(now: Date) async throws -> [JobID] {
+        try await requeueExpiredLeases(now: now, heldBy: [])
+    }
+
     /// A claim held back by nothing but `limit`.
     public func claim(limit: Int, worker: WorkerIdentity, leaseDuration: Duration, now: Date) async throws -> [Job] {
         try await claim(limit: limit, caps: .none, worker: worker, leaseDuration: leaseDuration, now: now)

@@ -38,6 +38,7 @@ struct RunnerHarness {
                 \(type("environment", "env = { LANG = \"C.UTF-8\" }"))
                 \(type("hold"))
                 \(type("escape", "timeout = \"1s\""))
+                \(type("orphaned"))
                 [job_types.linger]
                 command = ["/bin/sh", "\(jobs.appendingPathComponent("escape.sh").path)"]
                 \(type("fail", "backoff = \"200ms\"\nbackoff_max = \"1s\"\nmax_attempts = 3"))
@@ -161,6 +162,11 @@ struct RunnerHarness {
         }
     }
 
+    /// The daemon started again on the same config and store, as after a crash.
+    func restarted() async throws -> RunnerHarness {
+        RunnerHarness(setup: setup, daemon: try await Daemon.start(config: setup.config), token: token)
+    }
+
     func stop() async {
         daemon.signal(SIGTERM)
         _ = await daemon.waitForExit()
@@ -175,6 +181,14 @@ struct HarnessFailure: Error, CustomStringConvertible {
 /// Whether a process with this pid still exists (zombies included).
 func processExists(_ pid: pid_t) -> Bool {
     kill(pid, 0) == 0 || errno == EPERM
+}
+
+/// Whether the process is gone or dead: a zombie counts as ended, because an orphan's
+/// exit is collected by whichever ancestor adopted it, not by the test.
+func processEnded(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
+    else { return true }
+    return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
 }
 
 func pid(in file: URL) throws -> pid_t {

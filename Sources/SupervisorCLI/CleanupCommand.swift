@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import SupervisorConfig
+import SupervisorRunner
+import SupervisorStore
+
+/// `supervisor cleanup`: the host sweep of SPEC section 8, run from the command line. It
+/// asks nothing of a running daemon: it reads the store and the host itself.
+struct CleanupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cleanup",
+        abstract: "Sweep what job attempts left on this host: orphaned processes, stale work directories, expired leases.",
+        discussion: """
+            Kills every process of an attempt that no live worker of this host runs (found by its cgroup, \
+            its SUPERVISOR_JOB_ID environment or a work directory on its command line), removes those attempts' \
+            work directories and a dead worker's cgroups, and puts jobs whose lease ran out, or whose worker \
+            here died, back to pending (failed when their attempts are spent). Nothing without the mark of an \
+            attempt is touched. Safe while the daemon runs.
+            """)
+
+    @Flag(help: "Report what would be done, and change nothing.") var dryRun = false
+    @Flag(help: "Print the summary as one JSON document.") var json = false
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = try ConfigurationLoader.load(explicitPath: options.config)
+        let store = try StoreOpening.open(configuration)
+        try await store.migrate()
+        let cleanup = HostCleanup(
+            store: store, host: ProcessInfo.processInfo.hostName, workRoot: configuration.runner.workRoot)
+        let report: HostCleanup.Report
+        do {
+            report = try await cleanup.run(now: Date(), dryRun: dryRun)
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print(dryRun ? "cleanup (dry run: nothing was changed)" : "cleanup")
+        let verb = dryRun ? "would be " : ""
+        let rows: [(String, [String])] = [
+            ("processes \(verb)killed", report.killedProcesses.map { "\($0.pid) job \($0.jobId)\($0.attempt.map { " attempt \($0)" } ?? ""): \($0.command)" }),
+            ("work directories \(verb)removed", report.removedDirectories),
+            ("jobs \(verb)requeued", report.requeuedJobs),
+            ("cgroups \(verb)removed", report.removedCgroups),
+            ("dead workers \(verb)forgotten", report.removedWorkers),
+        ]
+        let width = rows.map(\.0.count).max() ?? 0
+        for (title, items) in rows {
+            print("  \(title.padding(toLength: width, withPad: " ", startingAt: 0))  \(items.count)")
+            for item in items { print("      \(item)") }
+        }
+    }
+}

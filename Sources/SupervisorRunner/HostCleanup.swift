@@ -1,0 +1,213 @@
+import Foundation
+import SupervisorCore
+import SupervisorStore
+
+/// The sweep of SPEC section 8 for this host: what `supervisor cleanup` runs, and the
+/// runner at its start and on a timer.
+///
+/// An attempt is live when its job runs in the store, under a lease that has not run
+/// out, held by a worker of this host whose process is still the one that registered
+/// (same pid, same start time). Everything else an attempt left on this host is an
+/// orphan: its processes — found by their cgroup, their `SUPERVISOR_JOB_ID` and
+/// `SUPERVISOR_ATTEMPT` environment, or a work directory on their command line — are
+/// killed, and its work directory is removed. A dead worker's cgroup directories and its
+/// record go too, and jobs whose lease ran out, or whose worker here is dead, go back to
+/// the queue. Nothing that carries no mark of an attempt of this store and `work_root` is
+/// ever touched: another supervisor's jobs on the same host are not orphans.
+public struct HostCleanup: Sendable {
+    public struct Report: Sendable, Equatable, Codable {
+        public struct KilledProcess: Sendable, Equatable, Codable {
+            public var pid: Int32
+            public var jobId: String
+            public var attempt: Int?
+            public var command: String
+        }
+
+        public var dryRun: Bool
+        public var killedProcesses: [KilledProcess] = []
+        public var removedDirectories: [String] = []
+        public var removedCgroups: [String] = []
+        /// Jobs taken from a dead worker or a lease that ran out: back to pending, or
+        /// failed when their attempts are spent.
+        public var requeuedJobs: [String] = []
+        public var removedWorkers: [String] = []
+
+        public var isEmpty: Bool {
+            killedProcesses.isEmpty && removedDirectories.isEmpty && removedCgroups.isEmpty && requeuedJobs.isEmpty
+                && removedWorkers.isEmpty
+        }
+    }
+
+    let store: any JobStore
+    let host: String
+    let workRoot: String
+
+    public init(store: any JobStore, host: String, workRoot: URL) {
+        self.store = store
+        self.host = host
+        self.workRoot = workRoot.standardizedFileURL.path
+    }
+
+    /// An attempt by its job and number; the number is unknown for a process whose
+    /// environment lost `SUPERVISOR_ATTEMPT`.
+    struct AttemptMark: Hashable {
+        var job: JobID
+        var attempt: Int?
+
+        /// "<job id>-<attempt>", the name of an attempt's work directory and cgroups.
+        init?(directoryName name: some StringProtocol) {
+            guard let dash = name.lastIndex(of: "-"), let job = JobID(name[..<dash]),
+                let attempt = Int(name[name.index(after: dash)...])
+            else { return nil }
+            self.job = job
+            self.attempt = attempt
+        }
+
+        init(job: JobID, attempt: Int?) {
+            self.job = job
+            self.attempt = attempt
+        }
+    }
+
+    struct MarkedProcess {
+        var pid: pid_t
+        var mark: AttemptMark
+        /// Marked by a path under this `work_root` on its command line: ours for sure. A
+        /// cgroup name or an environment is ours only if its job is in this store, as
+        /// another supervisor on the host (another store) has jobs of its own.
+        var byWorkDirectory: Bool
+        var command: String
+    }
+
+    public func run(now: Date, dryRun: Bool) async throws -> Report {
+        // What is on the host is looked at before the store is read: a process or
+        // directory seen here was made after its attempt's claim, so the store read
+        // next knows that attempt.
+        let marked = markedProcesses()
+        let directories = attemptDirectories()
+        let workers = try await store.workers().filter { $0.host == host }
+        let running = try await store.runningAttempts()
+        var ours: Set<JobID> = []
+        for job in Set(marked.filter { !$0.byWorkDirectory }.map(\.mark.job)) where try await store.job(id: job, owner: nil) != nil {
+            ours.insert(job)
+        }
+        let processes = marked.filter { $0.byWorkDirectory || ours.contains($0.mark.job) }
+
+        let live = Set(workers.filter { ProcessIdentity.of($0.pid) == $0.processStart }.map(\.id))
+        let dead = workers.filter { !live.contains($0.id) }
+        let liveAttempts = running.filter { live.contains($0.lease.workerID) && $0.leaseExpiresAt > now }
+        let liveMarks = Set(liveAttempts.map { AttemptMark(job: $0.lease.jobID, attempt: $0.lease.attempt) })
+        let liveJobs = Set(liveAttempts.map(\.lease.jobID))
+        func isLive(_ mark: AttemptMark) -> Bool {
+            mark.attempt == nil ? liveJobs.contains(mark.job) : liveMarks.contains(mark)
+        }
+
+        var report = Report(dryRun: dryRun)
+        let orphans = processes.filter { !isLive($0.mark) }
+        report.killedProcesses = orphans.map {
+            Report.KilledProcess(pid: $0.pid, jobId: $0.mark.job.rawValue, attempt: $0.mark.attempt, command: $0.command)
+        }
+        let liveDirectories = Set(liveAttempts.map { "\($0.lease.workerID)/\($0.lease.jobID.rawValue)-\($0.lease.attempt)" })
+        let staleDirectories = directories.filter { !liveDirectories.contains("\($0.worker)/\($0.name)") }
+        report.removedDirectories = staleDirectories.map(\.path)
+        let deadIDs = Set(dead.map(\.id))
+        if dryRun {
+            report.requeuedJobs = running.filter { $0.leaseExpiresAt < now || deadIDs.contains($0.lease.workerID) }
+                .map(\.lease.jobID.rawValue)
+            report.removedCgroups = dead.flatMap { Self.cgroupDirectories(of: $0) }
+            report.removedWorkers = dead.map(\.id)
+            return report
+        }
+
+        for orphan in orphans { kill(orphan.pid, SIGKILL) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while orphans.contains(where: { !ProcessTable.hasEnded($0.pid) }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        for directory in staleDirectories {
+            try? WorkDirectory(root: directory.path).remove()
+        }
+        // A worker directory that is not a live worker's goes once empty (never its other files).
+        for worker in Set(directories.map(\.worker)).subtracting(live) { rmdir(workRoot + "/" + worker) }
+        for worker in dead {
+            rmdir(workRoot + "/" + worker.id)
+            for cgroup in Self.cgroupDirectories(of: worker) where rmdir(cgroup) == 0 {
+                report.removedCgroups.append(cgroup)
+            }
+        }
+        report.requeuedJobs = try await store.requeueExpiredLeases(now: now, heldBy: deadIDs).map(\.rawValue)
+        for worker in dead {
+            try await store.removeWorker(id: worker.id)
+            report.removedWorkers.append(worker.id)
+        }
+        return report
+    }
+
+    /// A dead worker's cgroup directories, innermost first: what is inside each parent
+    /// (the attempts' cgroups, the leaf the worker moved into), then the parent.
+    static func cgroupDirectories(of worker: WorkerRecord) -> [String] {
+        worker.cgroupDirectories.flatMap { parent -> [String] in
+            guard let children = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return [] }
+            let inner = children.sorted().map { parent + "/" + $0 }.filter { path in
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            }
+            return inner + [parent]
+        }
+    }
+
+    /// Every process on the host that carries the mark of an attempt, except this one.
+    func markedProcesses() -> [MarkedProcess] {
+        let own = getpid()
+        return ProcessTable.allPIDs().compactMap { pid in
+            guard pid != own, !ProcessTable.hasEnded(pid), let (mark, byWorkDirectory) = mark(of: pid) else { return nil }
+            let command = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data())
+                .split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
+            return MarkedProcess(pid: pid, mark: mark, byWorkDirectory: byWorkDirectory, command: String(command.prefix(200)))
+        }
+    }
+
+    /// The attempt a process belongs to: its cgroup's name, its environment, or a work
+    /// directory on its command line (which says the process is this supervisor's).
+    func mark(of pid: pid_t) -> (AttemptMark, byWorkDirectory: Bool)? {
+        if let membership = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) {
+            for line in membership.split(separator: "\n") {
+                let components = line.split(separator: "/")
+                guard components.count >= 2, components[components.count - 2].hasPrefix("supervisor-"),
+                    let mark = AttemptMark(directoryName: components[components.count - 1])
+                else { continue }
+                return (mark, false)
+            }
+        }
+        if let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") {
+            var job: JobID?
+            var attempt: Int?
+            for variable in environment.split(separator: 0) {
+                let text = String(decoding: variable, as: UTF8.self)
+                if text.hasPrefix("SUPERVISOR_JOB_ID=") { job = JobID(text.dropFirst("SUPERVISOR_JOB_ID=".count)) }
+                if text.hasPrefix("SUPERVISOR_ATTEMPT=") { attempt = Int(text.dropFirst("SUPERVISOR_ATTEMPT=".count)) }
+            }
+            if let job { return (AttemptMark(job: job, attempt: attempt), false) }
+        }
+        if let arguments = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") {
+            let prefix = workRoot + "/"
+            for argument in arguments.split(separator: 0) {
+                let text = String(decoding: argument, as: UTF8.self)
+                guard let range = text.range(of: prefix) else { continue }
+                let components = text[range.upperBound...].split(separator: "/")
+                if components.count >= 2, let mark = AttemptMark(directoryName: components[1]) { return (mark, true) }
+            }
+        }
+        return nil
+    }
+
+    /// Every attempt directory under `work_root/<workerId>/`; other files are not ours.
+    func attemptDirectories() -> [(worker: String, name: String, path: String)] {
+        let files = FileManager.default
+        return ((try? files.contentsOfDirectory(atPath: workRoot)) ?? []).sorted().flatMap { worker in
+            ((try? files.contentsOfDirectory(atPath: workRoot + "/" + worker)) ?? []).sorted().compactMap { name in
+                AttemptMark(directoryName: name) == nil ? nil : (worker, name, workRoot + "/" + worker + "/" + name)
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import SupervisorCore
+import Testing
+
+@Suite("cleanup and recovery", .serialized)
+struct CleanupTests {
+    /// Runs `supervisor cleanup --json` (and `extra`) on the harness's config.
+    func cleanup(_ harness: RunnerHarness, _ extra: [String] = []) async throws -> JSONValue {
+        let result = try await SupervisorBinary.run(["cleanup", "--json", "--config", harness.setup.config.path] + extra)
+        #expect(result.status == 0, "\(result.stderr)")
+        return try JSONValue(parsing: Data(result.stdout.utf8))
+    }
+
+    func start(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        process.environment = [:]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    @Test("after kill -9 of the daemon, cleanup finds the orphans (dry run changes nothing), kills them, removes their dirs, and a restart completes the jobs")
+    func recoveryAfterKill() async throws {
+        var harness = try await RunnerHarness.start()
+        let ids = [try await harness.submit("orphaned"), try await harness.submit("orphaned")]
+        for id in ids { try await harness.waitUntilRunning(id) }
+        let grandchildren = try ids.map { try pid(in: harness.artifacts($0).appendingPathComponent("setsid.pid")) }
+        let userData = try String(contentsOf: harness.artifacts(ids[0]).appendingPathComponent("user-data.txt"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        // A process an attempt started that left its cgroup and environment behind, found
+        // only by the work directory on its command line (as a Chromium's --user-data-dir),
+        // and one that looks the same but carries no mark of any attempt.
+        let loop = "while :; do sleep 1; done"
+        let escaped = try start(["/usr/bin/env", "-i", "/bin/sh", "-c", loop, "--user-data-dir=\(userData)"])
+        let bystander = try start(["/usr/bin/env", "-i", "/bin/sh", "-c", loop, "--user-data-dir=/tmp/not-a-job"])
+        // A job of another supervisor on the same host (another store) is not an orphan.
+        let foreignJob = UUIDv7Generator().next(at: Date()).rawValue
+        let foreign = try start(["/usr/bin/env", "-i", "SUPERVISOR_JOB_ID=\(foreignJob)", "SUPERVISOR_ATTEMPT=1", "/bin/sh", "-c", loop])
+        defer {
+            for process in [escaped, bystander, foreign] where process.isRunning { process.terminate() }
+        }
+
+        harness.daemon.signal(SIGKILL)
+        _ = await harness.daemon.waitForExit()
+        let directories = try harness.leftoverWorkDirectories()
+        #expect(directories.count == 2, "\(directories)")
+
+        let planned = try await cleanup(harness, ["--dry-run"])
+        #expect(planned["dryRun"] == true)
+        let plannedPIDs = Set(arrayItems(planned["killedProcesses"]).compactMap { item -> Int32? in
+            if case .int(let pid)? = item["pid"] { return Int32(pid) }
+            return nil
+        })
+        for grandchild in grandchildren {
+            #expect(plannedPIDs.contains(grandchild), "the setsid grandchild \(grandchild) is listed: \(plannedPIDs)")
+            #expect(!processEnded(grandchild), "a dry run kills nothing")
+        }
+        #expect(plannedPIDs.contains(escaped.processIdentifier))
+        #expect(!plannedPIDs.contains(bystander.processIdentifier) && !plannedPIDs.contains(foreign.processIdentifier))
+        #expect(Set(ids.map(JSONValue.string)) == Set(arrayItems(planned["requeuedJobs"])))
+        #expect(arrayItems(planned["removedDirectories"]).count == 2)
+        #expect(try harness.leftoverWorkDirectories().count == 2, "a dry run removes nothing")
+
+        let done = try await cleanup(harness)
+        #expect(done["dryRun"] == false)
+        for grandchild in grandchildren { #expect(processEnded(grandchild), "\(grandchild) was killed") }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while escaped.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!escaped.isRunning && escaped.terminationStatus == SIGKILL, "the escaped process was killed")
+        #expect(bystander.isRunning, "a process that is not a job's survives")
+        #expect(foreign.isRunning, "another supervisor's job survives")
+        #expect(try harness.leftoverWorkDirectories().isEmpty)
+        #expect(Set(ids.map(JSONValue.string)) == Set(arrayItems(done["requeuedJobs"])))
+        #expect(arrayItems(done["removedWorkers"]).count == 1)
+
+        let again = try await cleanup(harness)
+        for key in ["killedProcesses", "removedDirectories", "requeuedJobs", "removedWorkers", "removedCgroups"] {
+            #expect(arrayItems(again[key]).isEmpty, "\(key): nothing is left for a second sweep")
+        }
+
+        harness = try await harness.restarted()
+        for id in ids {
+            let job = try await harness.ended(id, attempt: 2)
+            #expect(job["status"] == "completed")
+            #expect(job["attempts"]?[0]?["outcome"] == "lease_expired")
+            #expect(job["result"]?["attempt"] == 2)
+        }
+        await harness.stop()
+    }
+
+    @Test("after kill -9 of the daemon, its next start sweeps the orphans before claiming and completes the jobs")
+    func recoveryAtStart() async throws {
+        var harness = try await RunnerHarness.start()
+        let id = try await harness.submit("orphaned")
+        try await harness.waitUntilRunning(id)
+        let grandchild = try pid(in: harness.artifacts(id).appendingPathComponent("setsid.pid"))
+        harness.daemon.signal(SIGKILL)
+        _ = await harness.daemon.waitForExit()
+        #expect(!processEnded(grandchild))
+
+        harness = try await harness.restarted()
+        let swept = await harness.daemon.log.first { $0["message"] == "cleanup swept what attempts left behind" }
+        #expect(swept?["killed"]?.contains("\(grandchild) (job \(id))") == true, "\(swept ?? [:])")
+        #expect(processEnded(grandchild))
+        let job = try await harness.ended(id, attempt: 2)
+        #expect(job["status"] == "completed")
+        #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    func arrayItems(_ value: JSONValue?) -> [JSONValue] {
+        if case .array(let items)? = value { return items }
+        return []
+    }
+}
