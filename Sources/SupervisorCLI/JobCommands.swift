@@ -214,19 +214,34 @@ struct RetryCommand: AsyncParsableCommand {
 }
 
 struct InfoCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "info", abstract: "Show queue counts, workers and capacity.")
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Show queue counts, workers and capacity (and, with an admin token, each worker).")
 
     @Flag(help: "Print the answer as one JSON document.") var json = false
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let document = try await client.client().send(.GET, "/api/queue").document
+        let api = try client.client()
+        var document = try await api.send(.GET, "/api/queue").document
+        // The workers table is for admins; a user's token sees the counts alone.
+        let workers = try? await api.send(.GET, "/api/workers").document["workers"]
         if json {
+            if case .object(var fields) = document, let workers {
+                fields["workerList"] = workers
+                document = .object(fields)
+            }
             Printing.json(document)
             return
         }
         for key in ["pending", "running", "completed", "failed", "cancelled", "workers", "capacity", "oldestPendingSeconds"] {
             print("\(key.padding(toLength: 21, withPad: " ", startingAt: 0)) \(Printing.text(document[key]))")
+        }
+        guard case .array(let list)? = workers, !list.isEmpty else { return }
+        print("")
+        for worker in list {
+            let running = Printing.text(worker["runningJobIds"])
+            print(
+                "\(Printing.text(worker["id"]))  \(worker["alive"] == true ? "alive" : "silent")  capacity \(Printing.text(worker["capacity"]))"
+                    + "  heartbeat \(Printing.text(worker["heartbeatAt"]))  running \(running)")
         }
     }
 }

@@ -40,6 +40,7 @@ public struct SupervisorAPI: Sendable {
             authenticator: TokenAuthenticator(tokens: configuration.tokens)))
         let admin = authenticated.group().add(middleware: AdminOnlyMiddleware())
         let jobs = JobRoutes(api: self)
+        let workers = WorkerRoutes(api: self)
 
         for route in APIRoute.all {
             let path = RouterPath(stringLiteral: route.routerPath)
@@ -54,6 +55,8 @@ public struct SupervisorAPI: Sendable {
             case (.get, "/api/jobs/{id}/logs"): authenticated.get(path, use: jobs.logs)
             case (.get, "/api/jobs/{id}/artifacts/{name}"): authenticated.get(path, use: jobs.artifact)
             case (.get, "/api/queue"): authenticated.get(path, use: queue)
+            case (.get, "/api/workers"): admin.get(path, use: workers.list)
+            case (.post, "/api/admin/cleanup"): admin.post(path, use: workers.cleanup)
             case (.get, "/healthz"): router.get(path) { _, _ in JSONResponse.make(["status": "ok"]) }
             case (.get, "/readyz"): router.get(path, use: ready)
             case (.get, "/openapi.json"): router.get(path, use: openAPI)
@@ -89,11 +92,16 @@ public struct SupervisorAPI: Sendable {
         let counts = try await store.queueCounts(now: clock.now())
         var document: [String: JSONValue] = [:]
         for status in JobStatus.allCases { document[status.rawValue] = .int(Int64(counts[status])) }
-        // Workers register with the store once the runner exists; until then none claim.
-        document["workers"] = 0
-        document["capacity"] = 0
+        let alive = try await store.workers().filter(isAlive)
+        document["workers"] = .int(Int64(alive.count))
+        document["capacity"] = .int(Int64(alive.reduce(0) { $0 + $1.capacity }))
         document["oldestPendingSeconds"] = counts.oldestPendingSeconds.map(JSONValue.double) ?? .null
         return JSONResponse.make(.object(document))
+    }
+
+    /// A worker that heartbeat within a lease: heartbeats come every third of one.
+    func isAlive(_ worker: WorkerRecord) -> Bool {
+        clock.now().timeIntervalSince(worker.heartbeatAt) < Double(configuration.runner.lease.components.seconds)
     }
 
     @Sendable func ready(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
