@@ -93,7 +93,7 @@ enum JobWaiting {
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
-final class ProgressBar {
+final class ProgressBar: Sendable {
     private let enabled = isatty(STDERR_FILENO) == 1
 
     func draw(status: String, progress: JSONValue?) {

@@ -3,14 +3,6 @@ import ArgumentParser
 // Commands SPEC.md names whose behaviour has not landed yet. Each refuses clearly
 // instead of pretending; its `--help` says what it will do.
 
-struct BackupCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "backup", abstract: "Write a consistent copy of the SQLite store (not supported yet).")
-    @Argument(help: "Where to write the copy.") var file: String
-    @OptionGroup var options: ConfigOption
-    func run() async throws { throw CommandFailure.notSupportedYet("backup") }
-}
-
 struct DeleteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete", abstract: "Delete a finished job with its logs and artifacts (not supported yet).")

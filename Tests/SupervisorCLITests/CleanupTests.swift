@@ -1,8 +1,9 @@
 import Foundation
 import SupervisorCore
+import SupervisorSQLite
 import Testing
 
-@Suite("cleanup and recovery", .serialized)
+@Suite("operations: cleanup, recovery, backup", .serialized)
 struct CleanupTests {
     /// Runs `supervisor cleanup --json` (and `extra`) on the harness's config.
     func cleanup(_ harness: RunnerHarness, _ extra: [String] = []) async throws -> JSONValue {
@@ -108,6 +109,34 @@ struct CleanupTests {
         let job = try await harness.ended(id, attempt: 2)
         #expect(job["status"] == "completed")
         #expect(try harness.leftoverWorkDirectories().isEmpty)
+        await harness.stop()
+    }
+
+    @Test("a backup taken while jobs are submitted and run opens and holds every job accepted before it began")
+    func backupUnderLoad() async throws {
+        let harness = try await RunnerHarness.start()
+        var before: [String] = []
+        for _ in 0..<200 { before.append(try await harness.submit("echo")) }
+        let load = Task {
+            var count = 0
+            while !Task.isCancelled, (try? await harness.submit("echo")) != nil { count += 1 }
+            return count
+        }
+        let file = harness.setup.directory.appendingPathComponent("backup.sqlite")
+        let result = try await SupervisorBinary.run(["backup", file.path, "--config", harness.setup.config.path])
+        load.cancel()
+        let duringBackup = await load.value
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("written to \(file.path)"))
+        #expect(duringBackup > 0, "submits went on while the backup ran")
+
+        let copy = try SQLiteJobStore(path: file.path)
+        for id in before {
+            #expect(try await copy.job(id: try #require(JobID(id)), owner: nil) != nil, "\(id) is in the backup")
+        }
+        try await copy.close()
+        let again = try await SupervisorBinary.run(["backup", file.path, "--config", harness.setup.config.path])
+        #expect(again.status == 1 && again.stderr.contains("exists"), "a backup never overwrites: \(again.stderr)")
         await harness.stop()
     }
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import SupervisorConfig
+import SupervisorCore
 import SupervisorRunner
+import SupervisorSQLite
 import SupervisorStore
 
 /// `supervisor cleanup`: the host sweep of SPEC section 8, run from the command line. It
@@ -56,5 +58,40 @@ struct CleanupCommand: AsyncParsableCommand {
             print("  \(title.padding(toLength: width, withPad: " ", startingAt: 0))  \(items.count)")
             for item in items { print("      \(item)") }
         }
+    }
+}
+
+/// `supervisor backup FILE`: a consistent copy of the SQLite store, safe while the daemon
+/// runs (SQLite's online backup, from one read transaction).
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Write a consistent copy of the SQLite store to a new file, safe while the daemon runs.")
+
+    @Argument(help: "Where to write the copy; must not exist.") var file: String
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = try ConfigurationLoader.load(explicitPath: options.config)
+        let store = try StoreOpening.open(configuration)
+        guard let sqlite = store as? SQLiteJobStore else {
+            throw CommandFailure("backup copies an SQLite store; \(configuration.store.url) is not one")
+        }
+        let target = URL(fileURLWithPath: file).standardizedFileURL.path
+        let bar = ProgressBar()
+        do {
+            try await sqlite.backup(to: target) { copied, total in
+                let percent = total > 0 ? Double(copied) / Double(total) * 100 : 100
+                bar.draw(status: "pages copied", progress: .object(["percent": .double(percent)]))
+            }
+        } catch {
+            bar.finish()
+            try? await store.close()
+            throw CommandFailure("backup failed: \(error)")
+        }
+        bar.finish()
+        try await store.close()
+        let size = (try? FileManager.default.attributesOfItem(atPath: target)[.size] as? Int) ?? 0
+        print("backup of \(configuration.store.url) written to \(target) (\(size) bytes)")
     }
 }
