@@ -47,6 +47,8 @@ public struct JobStoreContract: Sendable {
         case claimPassesOverCappedTypesAndOwners
         case workersRegisterHeartbeatAndLeave
         case deadWorkersLeasesRequeued
+        case deleteOnlyFinishedJobs
+        case retentionPrunesByStatusAndAge
 
         public var testDescription: String { rawValue }
 

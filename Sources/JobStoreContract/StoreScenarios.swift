@@ -38,6 +38,8 @@ struct StoreScenarios {
         case .claimPassesOverCappedTypesAndOwners: try await claimPassesOverCaps()
         case .workersRegisterHeartbeatAndLeave: try await workersRegisterHeartbeatAndLeave()
         case .deadWorkersLeasesRequeued: try await deadWorkersLeasesRequeued()
+        case .deleteOnlyFinishedJobs: try await deleteOnlyFinishedJobs()
+        case .retentionPrunesByStatusAndAge: try await retentionPrunes()
         }
     }
 
@@ -573,6 +575,65 @@ struct StoreScenarios {
         let requeued = try #require(try await store.job(id: orphan.id, owner: nil))
         #expect(requeued.status == .pending && requeued.attempts.first?.outcome == .leaseExpired)
         #expect(try await store.runningAttempts().map(\.lease) == [keptLease])
+    }
+
+    /// Finishes a claimed job as completed at `time`.
+    func complete(_ lease: AttemptLease, at time: Date) async throws {
+        let ending = AttemptEnding(verdict: .completed(result: nil), outcome: .completed, exitCode: 0)
+        #expect(try await store.finish(lease, ending, now: time) != .fenced)
+    }
+
+    func deleteOnlyFinishedJobs() async throws {
+        let done = try await accept(submission(at: start))
+        let waiting = try await accept(submission(at: start.addingTimeInterval(1)))
+        let (_, lease) = try await claimOne(now: start.addingTimeInterval(2))
+        try await complete(lease, at: start.addingTimeInterval(3))
+
+        #expect(try await store.delete(id: done.id, owner: "bob") == .notFound, "another owner's job is not found")
+        guard case .notFinished(let pending) = try await store.delete(id: waiting.id, owner: "alice") else {
+            Issue.record("a pending job cannot be deleted")
+            return
+        }
+        #expect(pending.id == waiting.id)
+        guard case .deleted(let deleted) = try await store.delete(id: done.id, owner: "alice") else {
+            Issue.record("a completed job can be deleted")
+            return
+        }
+        #expect(deleted.id == done.id && deleted.status == .completed)
+        #expect(try await store.job(id: done.id, owner: nil) == nil)
+        #expect(try await store.delete(id: done.id, owner: nil) == .notFound)
+        let counts = try await store.queueCounts(now: start.addingTimeInterval(4))
+        #expect(counts[.completed] == 0 && counts[.pending] == 1)
+    }
+
+    func retentionPrunes() async throws {
+        // Completed at 10 s and 100 s, one cancelled at 10 s, one still pending.
+        var finished: [Job] = []
+        for offset in [10.0, 100.0] {
+            let job = try await accept(submission(at: start))
+            let (_, lease) = try await claimOne(now: start)
+            try await complete(lease, at: start.addingTimeInterval(offset))
+            finished.append(job)
+        }
+        let cancelled = try await accept(submission(at: start))
+        _ = try await store.cancel(id: cancelled.id, owner: nil, now: start.addingTimeInterval(10))
+        let pending = try await accept(submission(at: start))
+
+        // Completed jobs are kept 50 s, cancelled ones 1000 s: only the first completed goes.
+        let cutoffs: [JobStatus: Date] = [
+            .completed: start.addingTimeInterval(50), .cancelled: start.addingTimeInterval(-990),
+            .pending: start.addingTimeInterval(1000),
+        ]
+        #expect(try await store.finishedJobs(endedBefore: cutoffs, limit: 100) == [finished[0].id])
+        #expect(try await store.job(id: finished[0].id, owner: nil) != nil, "listing deletes nothing")
+        #expect(try await store.pruneFinished(endedBefore: cutoffs, limit: 100) == [finished[0].id])
+        #expect(try await store.job(id: finished[0].id, owner: nil) == nil)
+        for kept in [finished[1], cancelled, pending] { #expect(try await store.job(id: kept.id, owner: nil) != nil) }
+        // At most `limit` a call.
+        let later: [JobStatus: Date] = [.completed: start.addingTimeInterval(1000), .cancelled: start.addingTimeInterval(1000)]
+        #expect(try await store.pruneFinished(endedBefore: later, limit: 1).count == 1)
+        #expect(try await store.pruneFinished(endedBefore: later, limit: 10).count == 1)
+        #expect(try await store.job(id: pending.id, owner: nil) != nil, "a pending job is never pruned")
     }
 
     func cancelRequestReachesWorker() async throws {

@@ -199,6 +199,19 @@ struct CancelCommand: AsyncParsableCommand {
     }
 }
 
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete", abstract: "Delete a finished job with its logs and artifacts.")
+
+    @Argument(help: "The job id.") var id: String
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        _ = try await client.client().send(.DELETE, "/api/jobs/\(APIClient.segment(id))")
+        print("deleted \(id)")
+    }
+}
+
 struct RetryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry", abstract: "Put a failed or cancelled job back in the queue with a fresh attempt budget.")

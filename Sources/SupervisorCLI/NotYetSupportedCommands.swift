@@ -3,14 +3,6 @@ import ArgumentParser
 // Commands SPEC.md names whose behaviour has not landed yet. Each refuses clearly
 // instead of pretending; its `--help` says what it will do.
 
-struct DeleteCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "delete", abstract: "Delete a finished job with its logs and artifacts (not supported yet).")
-    @Argument(help: "The job id.") var id: String
-    @OptionGroup var client: ClientOptions
-    func run() async throws { throw CommandFailure.notSupportedYet("delete") }
-}
-
 struct DrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drain", abstract: "Stop a worker claiming new jobs (admin; not supported yet).")

@@ -11,13 +11,14 @@ import SupervisorStore
 struct CleanupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cleanup",
-        abstract: "Sweep what job attempts left on this host: orphaned processes, stale work directories, expired leases.",
+        abstract: "Sweep what job attempts left on this host (orphaned processes, stale work directories, expired leases) and jobs past retention.",
         discussion: """
             Kills every process of an attempt that no live worker of this host runs (found by its cgroup, \
             its SUPERVISOR_JOB_ID environment or a work directory on its command line), removes those attempts' \
             work directories and a dead worker's cgroups, and puts jobs whose lease ran out, or whose worker \
-            here died, back to pending (failed when their attempts are spent). Nothing without the mark of an \
-            attempt is touched. Safe while the daemon runs.
+            here died, back to pending (failed when their attempts are spent). Finished jobs older than \
+            [retention] are deleted with their logs and artifacts. Nothing without the mark of an attempt \
+            is touched. Safe while the daemon runs.
             """)
 
     @Flag(help: "Report what would be done, and change nothing.") var dryRun = false
@@ -28,8 +29,7 @@ struct CleanupCommand: AsyncParsableCommand {
         let configuration = try ConfigurationLoader.load(explicitPath: options.config)
         let store = try StoreOpening.open(configuration)
         try await store.migrate()
-        let cleanup = HostCleanup(
-            store: store, host: ProcessInfo.processInfo.hostName, workRoot: configuration.runner.workRoot)
+        let cleanup = HostCleanup(store: store, host: ProcessInfo.processInfo.hostName, configuration: configuration)
         let report: HostCleanup.Report
         do {
             report = try await cleanup.run(now: Date(), dryRun: dryRun)
@@ -52,6 +52,7 @@ struct CleanupCommand: AsyncParsableCommand {
             ("jobs \(verb)requeued", report.requeuedJobs),
             ("cgroups \(verb)removed", report.removedCgroups),
             ("dead workers \(verb)forgotten", report.removedWorkers),
+            ("finished jobs \(verb)pruned", report.prunedJobs),
         ]
         let width = rows.map(\.0.count).max() ?? 0
         for (title, items) in rows {

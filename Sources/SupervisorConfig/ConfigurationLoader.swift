@@ -87,8 +87,8 @@ public enum ConfigurationLoader {
     private static func read(_ table: TOMLTable, baseDirectory: URL) throws -> SupervisorConfiguration {
         let root = try TOMLSection(
             table, path: "",
-            known: ["server", "store", "runner", "limits", "log", "auth", "job_types"],
-            notYetSupported: ["retention", "webhooks"]
+            known: ["server", "store", "runner", "limits", "retention", "log", "auth", "job_types"],
+            notYetSupported: ["webhooks"]
         )
         var configuration = SupervisorConfiguration(baseDirectory: baseDirectory)
 
@@ -140,6 +140,12 @@ public enum ConfigurationLoader {
             if let value = try limits.integer("max_running_per_owner", in: 0...Int.max) {
                 configuration.limits.maxRunningPerOwner = value == 0 ? nil : value
             }
+        }
+
+        if let retention = try root.section("retention", known: ["completed", "failed", "cancelled"]) {
+            if let value = try retention.duration("completed") { configuration.retention.completed = value }
+            if let value = try retention.duration("failed") { configuration.retention.failed = value }
+            if let value = try retention.duration("cancelled") { configuration.retention.cancelled = value }
         }
 
         if let log = try root.section("log", known: ["format", "level"]) {

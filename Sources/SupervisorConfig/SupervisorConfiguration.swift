@@ -8,6 +8,7 @@ public struct SupervisorConfiguration: Sendable {
     public var store: StoreSettings
     public var runner: RunnerSettings
     public var limits: LimitSettings
+    public var retention: RetentionSettings
     public var log: LogSettings
     public var tokens: [AccessToken]
     public var jobTypes: [String: JobTypeSettings]
@@ -19,13 +20,15 @@ public struct SupervisorConfiguration: Sendable {
 
     public init(
         server: ServerSettings = ServerSettings(), store: StoreSettings = StoreSettings(),
-        runner: RunnerSettings? = nil, limits: LimitSettings = LimitSettings(), log: LogSettings = LogSettings(), tokens: [AccessToken] = [],
+        runner: RunnerSettings? = nil, limits: LimitSettings = LimitSettings(), retention: RetentionSettings = RetentionSettings(),
+        log: LogSettings = LogSettings(), tokens: [AccessToken] = [],
         jobTypes: [String: JobTypeSettings] = [:], baseDirectory: URL, sourcePath: String? = nil
     ) {
         self.server = server
         self.store = store
         self.runner = runner ?? RunnerSettings(baseDirectory: baseDirectory)
         self.limits = limits
+        self.retention = retention
         self.log = log
         self.tokens = tokens
         self.jobTypes = jobTypes
@@ -97,6 +100,20 @@ public struct LimitSettings: Sendable, Equatable {
         self.maxPending = maxPending
         self.maxPendingPerOwner = maxPendingPerOwner
         self.maxRunningPerOwner = maxRunningPerOwner
+    }
+}
+
+/// How long finished jobs are kept, by how they ended (`[retention]`); cleanup deletes
+/// older ones with their logs and artifacts.
+public struct RetentionSettings: Sendable, Equatable {
+    public var completed: Duration
+    public var failed: Duration
+    public var cancelled: Duration
+
+    public init(completed: Duration = .seconds(86_400), failed: Duration = .seconds(7 * 86_400), cancelled: Duration = .seconds(86_400)) {
+        self.completed = completed
+        self.failed = failed
+        self.cancelled = cancelled
     }
 }
 

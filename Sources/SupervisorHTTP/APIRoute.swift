@@ -32,7 +32,7 @@ public struct APIRoute: Sendable, Hashable, CustomStringConvertible {
         .init(method: .post, path: "/api/jobs", isImplemented: true),
         .init(method: .get, path: "/api/jobs", isImplemented: true),
         .init(method: .get, path: "/api/jobs/{id}", isImplemented: true),
-        .init(method: .delete, path: "/api/jobs/{id}", isImplemented: false),
+        .init(method: .delete, path: "/api/jobs/{id}", isImplemented: true),
         .init(method: .get, path: "/api/jobs/{id}/status", isImplemented: true),
         .init(method: .get, path: "/api/jobs/{id}/result", isImplemented: true),
         .init(method: .post, path: "/api/jobs/{id}/cancel", isImplemented: true),

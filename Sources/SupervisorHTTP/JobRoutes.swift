@@ -160,6 +160,21 @@ struct JobRoutes: Sendable {
         job.attempt > 0 ? files(of: job).artifactList() : []
     }
 
+    /// A finished job goes with its logs and artifacts: the row first, so that a failure
+    /// to remove the files leaves no job pointing at missing ones.
+    @Sendable func delete(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
+        let (id, owner) = try identify(context)
+        switch try await api.store.delete(id: id, owner: owner) {
+        case .deleted(let job):
+            try? files(of: job).remove()
+            return Response(status: .noContent)
+        case .notFinished(let job):
+            throw APIError.invalidState("job \(job.id) is \(job.status.rawValue): only a finished job can be deleted")
+        case .notFound:
+            throw APIError.jobNotFound(id.rawValue)
+        }
+    }
+
     @Sendable func retry(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
         let (id, owner) = try identify(context)
         let now = api.clock.now()

@@ -48,6 +48,7 @@ public struct SupervisorAPI: Sendable {
             case (.post, "/api/jobs"): authenticated.post(path, use: jobs.submit)
             case (.get, "/api/jobs"): authenticated.get(path, use: jobs.list)
             case (.get, "/api/jobs/{id}"): authenticated.get(path, use: jobs.show)
+            case (.delete, "/api/jobs/{id}"): authenticated.delete(path, use: jobs.delete)
             case (.get, "/api/jobs/{id}/status"): authenticated.get(path, use: jobs.status)
             case (.get, "/api/jobs/{id}/result"): authenticated.get(path, use: jobs.result)
             case (.post, "/api/jobs/{id}/cancel"): authenticated.post(path, use: jobs.cancel)

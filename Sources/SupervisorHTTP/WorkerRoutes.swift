@@ -28,8 +28,7 @@ struct WorkerRoutes: Sendable {
     }
 
     @Sendable func cleanup(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
-        let sweep = HostCleanup(
-            store: api.store, host: ProcessInfo.processInfo.hostName, workRoot: api.configuration.runner.workRoot)
+        let sweep = HostCleanup(store: api.store, host: ProcessInfo.processInfo.hostName, configuration: api.configuration)
         let report = try await sweep.run(now: api.clock.now(), dryRun: false)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -1,6 +1,7 @@
 import Foundation
+public import SupervisorConfig
 import SupervisorCore
-import SupervisorStore
+public import SupervisorStore
 
 /// The sweep of SPEC section 8 for this host: what `supervisor cleanup` runs, and the
 /// runner at its start and on a timer.
@@ -12,7 +13,8 @@ import SupervisorStore
 /// `SUPERVISOR_ATTEMPT` environment, or a work directory on their command line — are
 /// killed, and its work directory is removed. A dead worker's cgroup directories and its
 /// record go too, and jobs whose lease ran out, or whose worker here is dead, go back to
-/// the queue. Nothing that carries no mark of an attempt of this store and `work_root` is
+/// the queue, and finished jobs past `[retention]` are deleted with their logs and
+/// artifacts. Nothing that carries no mark of an attempt of this store and `work_root` is
 /// ever touched: another supervisor's jobs on the same host are not orphans.
 public struct HostCleanup: Sendable {
     public struct Report: Sendable, Equatable, Codable {
@@ -31,21 +33,27 @@ public struct HostCleanup: Sendable {
         /// failed when their attempts are spent.
         public var requeuedJobs: [String] = []
         public var removedWorkers: [String] = []
+        /// Finished jobs past `[retention]`, deleted with their logs and artifacts.
+        public var prunedJobs: [String] = []
 
         public var isEmpty: Bool {
             killedProcesses.isEmpty && removedDirectories.isEmpty && removedCgroups.isEmpty && requeuedJobs.isEmpty
-                && removedWorkers.isEmpty
+                && removedWorkers.isEmpty && prunedJobs.isEmpty
         }
     }
 
     let store: any JobStore
     let host: String
     let workRoot: String
+    let artifactsRoot: URL
+    let retention: RetentionSettings
 
-    public init(store: any JobStore, host: String, workRoot: URL) {
+    public init(store: any JobStore, host: String, configuration: SupervisorConfiguration) {
         self.store = store
         self.host = host
-        self.workRoot = workRoot.standardizedFileURL.path
+        workRoot = configuration.runner.workRoot.standardizedFileURL.path
+        artifactsRoot = configuration.runner.artifactsRoot
+        retention = configuration.retention
     }
 
     /// An attempt by its job and number; the number is unknown for a process whose
@@ -116,6 +124,8 @@ public struct HostCleanup: Sendable {
                 .map(\.lease.jobID.rawValue)
             report.removedCgroups = dead.flatMap { Self.cgroupDirectories(of: $0) }
             report.removedWorkers = dead.map(\.id)
+            report.prunedJobs = try await store.finishedJobs(endedBefore: retentionCutoffs(now), limit: Self.pruneBatch)
+                .map(\.rawValue)
             return report
         }
 
@@ -140,7 +150,30 @@ public struct HostCleanup: Sendable {
             try await store.removeWorker(id: worker.id)
             report.removedWorkers.append(worker.id)
         }
+        report.prunedJobs = try await prune(now: now)
         return report
+    }
+
+    /// Jobs deleted per store call; a sweep makes calls until fewer come back.
+    static let pruneBatch = 1000
+
+    func retentionCutoffs(_ now: Date) -> [JobStatus: Date] {
+        func before(_ duration: Duration) -> Date {
+            now.addingTimeInterval(-(Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18))
+        }
+        return [.completed: before(retention.completed), .failed: before(retention.failed), .cancelled: before(retention.cancelled)]
+    }
+
+    /// Deletes the finished jobs past retention, then their logs and artifacts: the rows
+    /// first, so that no job is left pointing at files that are gone.
+    private func prune(now: Date) async throws -> [String] {
+        var pruned: [String] = []
+        while true {
+            let batch = try await store.pruneFinished(endedBefore: retentionCutoffs(now), limit: Self.pruneBatch)
+            for id in batch { try? JobFiles(artifactsRoot: artifactsRoot, job: id).remove() }
+            pruned += batch.map(\.rawValue)
+            if batch.count < Self.pruneBatch { return pruned }
+        }
     }
 
     /// A dead worker's cgroup directories, innermost first: what is inside each parent

@@ -50,6 +50,11 @@ public struct JobFiles: Sendable, Equatable {
         return (descriptor, Int64(info.st_size))
     }
 
+    /// Removes everything the job kept (deleted or past retention).
+    public func remove() throws {
+        try WorkDirectory(root: root).remove()
+    }
+
     /// Every attempt's log in attempt order, each under a header line.
     public func combinedLogs(attempts: Int) -> Data {
         var combined = Data()

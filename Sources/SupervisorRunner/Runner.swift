@@ -306,7 +306,7 @@ public actor Runner: Service {
     /// What attempts of dead workers left on this host, and jobs whose lease ran out
     /// anywhere (SPEC section 8): at start, before the first claim, then every minute.
     private func sweepHost() async {
-        let cleanup = HostCleanup(store: store, host: worker.host, workRoot: configuration.runner.workRoot)
+        let cleanup = HostCleanup(store: store, host: worker.host, configuration: configuration)
         do {
             let report = try await cleanup.run(now: clock.now(), dryRun: false)
             guard !report.isEmpty else { return }
@@ -315,7 +315,7 @@ public actor Runner: Service {
                 metadata: [
                     "killed": "\(report.killedProcesses.map { "\($0.pid) (job \($0.jobId))" })",
                     "removed_directories": "\(report.removedDirectories)", "requeued": "\(report.requeuedJobs)",
-                    "removed_workers": "\(report.removedWorkers)",
+                    "removed_workers": "\(report.removedWorkers)", "pruned": "\(report.prunedJobs.count)",
                 ])
         } catch {
             logger.error("cleanup failed", metadata: ["error": "\(error)"])

@@ -145,6 +145,42 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func delete(id: JobID, owner: String?) async throws -> DeleteOutcome {
+        try checkOpen()
+        return try await writeImmediate { db in
+            guard let job = try JobRow.fetchOne(db, id: id, owner: owner) else { return .notFound }
+            guard job.status.isTerminal else { return .notFinished(job) }
+            try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id.rawValue])
+            return .deleted(job)
+        }
+    }
+
+    public func pruneFinished(endedBefore cutoffs: [JobStatus: Date], limit: Int) async throws -> [JobID] {
+        try checkOpen()
+        return try await writeImmediate { db in
+            let ids = try Self.finishedJobs(db, endedBefore: cutoffs, limit: limit)
+            for id in ids { try db.executeCached(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id.rawValue]) }
+            return ids
+        }
+    }
+
+    public func finishedJobs(endedBefore cutoffs: [JobStatus: Date], limit: Int) async throws -> [JobID] {
+        try checkOpen()
+        return try await pool.read { db in try Self.finishedJobs(db, endedBefore: cutoffs, limit: limit) }
+    }
+
+    private static func finishedJobs(_ db: Database, endedBefore cutoffs: [JobStatus: Date], limit: Int) throws -> [JobID] {
+        var ids: [String] = []
+        for (status, cutoff) in cutoffs.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where status.isTerminal {
+            guard ids.count < limit else { break }
+            ids += try String.fetchAll(
+                db.cachedStatement(
+                    sql: "SELECT id FROM jobs INDEXED BY jobs_finished WHERE status = ? AND finished_at < ? LIMIT ?"),
+                arguments: [status.rawValue, cutoff.millisecondsSince1970, limit - ids.count])
+        }
+        return ids.compactMap(JobID.init)
+    }
+
     public func claim(limit: Int, caps: ClaimCaps, worker: WorkerIdentity, leaseDuration: Duration, now: Date)
         async throws -> [Job]
     {

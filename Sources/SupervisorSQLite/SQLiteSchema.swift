@@ -93,6 +93,10 @@ enum SQLiteSchema {
         ) WITHOUT ROWID;
         CREATE INDEX jobs_lease_owner ON jobs(lease_owner) WHERE status = 'running';
         """,
+        // 4: retention finds the jobs that ended before a cutoff without reading the rest.
+        """
+        CREATE INDEX jobs_finished ON jobs(status, finished_at) WHERE finished_at IS NOT NULL;
+        """,
     ]
 
     static var latestVersion: Int { migrations.count }

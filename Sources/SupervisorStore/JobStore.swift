@@ -33,6 +33,16 @@ public protocol JobStore: Sendable {
     /// Puts a failed or cancelled job back to pending with a fresh attempt budget.
     func retry(id: JobID, owner: String?, now: Date) async throws -> RetryOutcome
 
+    /// Deletes a finished job and its attempts (its files are the caller's to remove).
+    func delete(id: JobID, owner: String?) async throws -> DeleteOutcome
+
+    /// Deletes up to `limit` finished jobs that ended before the cutoff for their status
+    /// (`[retention]`); answers the ones deleted, whose files are the caller's to remove.
+    func pruneFinished(endedBefore cutoffs: [JobStatus: Date], limit: Int) async throws -> [JobID]
+
+    /// The jobs `pruneFinished` would delete now, deleting nothing.
+    func finishedJobs(endedBefore cutoffs: [JobStatus: Date], limit: Int) async throws -> [JobID]
+
     /// Atomically moves up to `limit` claimable jobs, in claim order, to `running` under
     /// a lease held by `worker`. A job is claimed by one caller only.
     ///
@@ -200,6 +210,13 @@ public enum RetryOutcome: Sendable, Equatable {
     case retried(Job)
     case notFound
     case notRetryable(Job)
+}
+
+public enum DeleteOutcome: Sendable, Equatable {
+    case deleted(Job)
+    case notFound
+    /// Pending or running: only a finished job can be deleted.
+    case notFinished(Job)
 }
 
 public enum JobStoreError: Error, Equatable, CustomStringConvertible {

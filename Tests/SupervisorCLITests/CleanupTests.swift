@@ -1,5 +1,6 @@
 import Foundation
 import SupervisorCore
+import NIOHTTP1
 import SupervisorSQLite
 import Testing
 
@@ -137,6 +138,38 @@ struct CleanupTests {
         try await copy.close()
         let again = try await SupervisorBinary.run(["backup", file.path, "--config", harness.setup.config.path])
         #expect(again.status == 1 && again.stderr.contains("exists"), "a backup never overwrites: \(again.stderr)")
+        await harness.stop()
+    }
+
+    @Test("DELETE removes a finished job with its files; cleanup prunes one past retention; both are 404 afterwards")
+    func deleteAndRetention() async throws {
+        let harness = try await RunnerHarness.start(config: "[retention]\ncompleted = \"1ms\"")
+        let gate = harness.gate()
+        let held = try await harness.holdRunning(1, until: gate)[0]
+        let refused = try await harness.request(.DELETE, "/api/jobs/\(held)")
+        #expect(refused.status == 409, "a running job cannot be deleted")
+
+        let deleted = try await harness.submit("artifacts")
+        _ = try await harness.ended(deleted)
+        let files = harness.artifacts(deleted).deletingLastPathComponent()
+        #expect(FileManager.default.fileExists(atPath: files.path))
+        let result = try await SupervisorBinary.run(["delete", deleted, "--url", harness.daemon.baseURL])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try await harness.request(.GET, "/api/jobs/\(deleted)").status == 404)
+        #expect(!FileManager.default.fileExists(atPath: files.path), "its logs and artifacts are gone")
+        #expect(try await harness.request(.DELETE, "/api/jobs/\(deleted)").status == 404)
+
+        let old = try await harness.submit("artifacts")
+        _ = try await harness.ended(old)
+        let oldFiles = harness.artifacts(old).deletingLastPathComponent()
+        let swept = try await cleanup(harness)
+        #expect(arrayItems(swept["prunedJobs"]).contains(.string(old)), "\(swept)")
+        #expect(!arrayItems(swept["prunedJobs"]).contains(.string(held)), "a running job is never pruned")
+        #expect(try await harness.request(.GET, "/api/jobs/\(old)").status == 404)
+        #expect(try await harness.request(.GET, "/api/jobs/\(old)/artifacts/report.txt").status == 404)
+        #expect(!FileManager.default.fileExists(atPath: oldFiles.path))
+        #expect(try await harness.request(.GET, "/api/jobs/\(held)").status == 200)
+        harness.open(gate)
         await harness.stop()
     }
 

@@ -25,7 +25,7 @@ struct CommandTests {
     }
 
     @Test("commands whose behaviour has not landed refuse clearly", arguments: [
-        ["logs", "x", "--follow"], ["delete", "x"],
+        ["logs", "x", "--follow"],
         ["drain", "w"],
     ])
     func notYet(_ command: [String]) async throws {

@@ -33,6 +33,7 @@ struct ConfigurationTests {
         #expect(configuration.server.maxPayloadBytes == 1_048_576)
         #expect(configuration.store.url == "sqlite://./supervisor-data/jobs.sqlite")
         #expect(configuration.limits == LimitSettings(maxPending: 1_000_000, maxPendingPerOwner: 100_000))
+        #expect(configuration.retention == RetentionSettings(completed: .seconds(86_400), failed: .seconds(604_800), cancelled: .seconds(86_400)))
         #expect(configuration.log == LogSettings(format: .text, level: .info))
         #expect(configuration.jobTypes.isEmpty)
         #expect(configuration.baseDirectory == empty)
@@ -76,6 +77,10 @@ struct ConfigurationTests {
             max_pending = 10
             max_pending_per_owner = 5
             max_running_per_owner = 2
+            [retention]
+            completed = "1h"
+            failed = "30d"
+            cancelled = "10m"
             [log]
             format = "json"
             level = "debug"
@@ -103,6 +108,7 @@ struct ConfigurationTests {
         #expect(configuration.server.maxPayloadBytes == 2 << 20)
         #expect(configuration.server.publicURL == "https://jobs.example.com")
         #expect(configuration.limits == LimitSettings(maxPending: 10, maxPendingPerOwner: 5, maxRunningPerOwner: 2))
+        #expect(configuration.retention == RetentionSettings(completed: .seconds(3600), failed: .seconds(30 * 86_400), cancelled: .seconds(600)))
         #expect(configuration.log == LogSettings(format: .json, level: .debug))
         #expect(configuration.tokens.map(\.owner) == ["alice", "ops"])
         #expect(configuration.tokens.map(\.role) == [.user, .admin])
@@ -151,7 +157,8 @@ struct ConfigurationTests {
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nenv = { SUPERVISOR_JOB_ID = \"x\" }", "job_types.a.env.SUPERVISOR_JOB_ID", "SUPERVISOR_"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\npermanent_exit_codes = [0]", "job_types.a.permanent_exit_codes", "between 1"),
         ("[webhooks]\nurl = \"https://x\"", "webhooks", "not supported yet"),
-        ("[retention]\ncompleted = \"1h\"", "retention", "not supported yet"),
+        ("[retention]\ncompleted = \"soon\"", "retention.completed", "is not a duration"),
+        ("[retention]\nforever = \"1h\"", "retention.forever", "unknown key"),
         ("[server]\nmetrics_public = true", "server.metrics_public", "not supported yet"),
         ("[limits]\nmax_running_per_owner = -1", "limits.max_running_per_owner", "must be between"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nconcurrency = 0", "job_types.a.concurrency", "must be between"),
