@@ -34,6 +34,36 @@ struct CommandTests {
         #expect(result.stderr.contains("not supported yet"))
     }
 
+    @Test(
+        "the systemd unit is valid to systemd-analyze and leaves shutdown to the daemon",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze"), "needs systemd-analyze (Debian package systemd)")
+    )
+    func systemdUnit() async throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let unit = try String(contentsOf: repository.appendingPathComponent("scripts/supervisor.service"), encoding: .utf8)
+        let lines = Set(unit.split(separator: "\n").map(String.init))
+        for setting in ["KillMode=mixed", "KillSignal=SIGTERM", "Restart=on-failure", "Delegate=yes"] {
+            #expect(lines.contains(setting), "\(setting)")
+        }
+        // Verified with the binary this test runs, where the unit expects the installed one.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("unit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let copy = directory.appendingPathComponent("supervisor.service")
+        try unit.replacingOccurrences(of: "/usr/local/bin/supervisor", with: SupervisorBinary.url.path)
+            .write(to: copy, atomically: true, encoding: .utf8)
+        let verify = Process()
+        verify.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
+        verify.arguments = ["verify", copy.path]
+        let errors = Pipe()
+        verify.standardError = errors
+        verify.standardOutput = errors
+        try verify.run()
+        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        verify.waitUntilExit()
+        #expect(verify.terminationStatus == 0 && output.isEmpty, "\(output)")
+    }
+
     @Test("profile check accepts the shipped profiles and refuses a bad one, naming the rule")
     func profileCheck() async throws {
         for name in ["default", "chromium", "strict"] {
