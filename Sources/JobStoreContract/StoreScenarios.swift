@@ -542,11 +542,17 @@ struct StoreScenarios {
         let first = record("worker-1", pid: 10, at: start)
         try await store.registerWorker(first)
         try await store.registerWorker(record("worker-2", pid: 20, at: start))
-        try await store.heartbeat(workerID: "worker-1", now: start.addingTimeInterval(5))
-        try await store.heartbeat(workerID: "nobody", now: start.addingTimeInterval(5))
+        #expect(try await store.heartbeat(workerID: "worker-1", now: start.addingTimeInterval(5)) == false)
+        #expect(try await store.heartbeat(workerID: "nobody", now: start.addingTimeInterval(5)) == false)
         var expected = first
         expected.heartbeatAt = start.addingTimeInterval(5)
         #expect(try await store.workers() == [expected, record("worker-2", pid: 20, at: start)])
+
+        // A drain reaches the worker at its next heartbeat.
+        #expect(try await store.drainWorker(id: "worker-1"))
+        #expect(try await store.drainWorker(id: "nobody") == false)
+        #expect(try await store.heartbeat(workerID: "worker-1", now: start.addingTimeInterval(6)))
+        #expect(try await store.workers().first?.draining == true)
 
         // A restart under the same id replaces the record.
         let again = record("worker-2", pid: 21, at: start.addingTimeInterval(9))

@@ -212,6 +212,20 @@ struct DeleteCommand: AsyncParsableCommand {
     }
 }
 
+struct DrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drain", abstract: "Stop a worker claiming jobs; its running jobs finish (admin).",
+        discussion: "Worker ids are listed by `supervisor info` with an admin token.")
+
+    @Argument(help: "The worker id.") var workerID: String
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        _ = try await client.client().send(.POST, "/api/workers/\(APIClient.segment(workerID))/drain")
+        print("worker \(workerID) is draining: it claims nothing more, and its running jobs finish")
+    }
+}
+
 struct RetryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry", abstract: "Put a failed or cancelled job back in the queue with a fresh attempt budget.")

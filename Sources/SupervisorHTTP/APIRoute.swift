@@ -43,7 +43,7 @@ public struct APIRoute: Sendable, Hashable, CustomStringConvertible {
         .init(method: .get, path: "/api/events", isImplemented: false),
         .init(method: .get, path: "/api/queue", isImplemented: true),
         .init(method: .get, path: "/api/workers", isImplemented: true),
-        .init(method: .post, path: "/api/workers/{id}/drain", isImplemented: false),
+        .init(method: .post, path: "/api/workers/{id}/drain", isImplemented: true),
         .init(method: .post, path: "/api/admin/cleanup", isImplemented: true),
         .init(method: .get, path: "/healthz", isImplemented: true),
         .init(method: .get, path: "/readyz", isImplemented: true),

@@ -58,6 +58,7 @@ public struct SupervisorAPI: Sendable {
             case (.get, "/api/queue"): authenticated.get(path, use: queue)
             case (.get, "/api/workers"): admin.get(path, use: workers.list)
             case (.post, "/api/admin/cleanup"): admin.post(path, use: workers.cleanup)
+            case (.post, "/api/workers/{id}/drain"): admin.post(path, use: workers.drain)
             case (.get, "/healthz"): router.get(path) { _, _ in JSONResponse.make(["status": "ok"]) }
             case (.get, "/readyz"): router.get(path, use: ready)
             case (.get, "/openapi.json"): router.get(path, use: openAPI)

@@ -20,11 +20,22 @@ struct WorkerRoutes: Sendable {
             [
                 "id": .string(worker.id), "host": .string(worker.host), "pid": .int(Int64(worker.pid)),
                 "startedAt": JobDocument.timestamp(worker.startedAt), "heartbeatAt": JobDocument.timestamp(worker.heartbeatAt),
-                "capacity": .int(Int64(worker.capacity)), "draining": false, "alive": .bool(api.isAlive(worker)),
+                "capacity": .int(Int64(worker.capacity)), "draining": .bool(worker.draining), "alive": .bool(api.isAlive(worker)),
                 "runningJobIds": .array(running[worker.id] ?? []),
             ]
         }
         return JSONResponse.make(["workers": .array(documents)])
+    }
+
+    /// The worker stops claiming: at once when it is this process's runner, else at its
+    /// next heartbeat (every third of `runner.lease`).
+    @Sendable func drain(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
+        let id = context.parameters.get("id") ?? ""
+        guard try await api.store.drainWorker(id: id) else {
+            throw APIError.notFound("no worker \(id) is registered")
+        }
+        if let runner = api.runner, runner.worker.id == id { runner.stopClaiming() }
+        return JSONResponse.make(["workerId": .string(id), "draining": true])
     }
 
     @Sendable func cleanup(_ request: Request, context: SupervisorRequestContext) async throws -> Response {

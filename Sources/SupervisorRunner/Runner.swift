@@ -15,11 +15,11 @@ import Synchronization
 /// for two thirds of its length. On graceful shutdown it stops claiming, lets attempts
 /// finish for `runner.shutdown_grace`, then interrupts them: back to pending, not spent.
 public actor Runner: Service {
-    public let worker: WorkerIdentity
+    public nonisolated let worker: WorkerIdentity
     private let store: any JobStore
     private nonisolated let configuration: SupervisorConfiguration
     private nonisolated let clock: any WallClock
-    private let logger: Logger
+    private nonisolated let logger: Logger
     public nonisolated let events: JobEvents
     private let context: Attempt.Context
 
@@ -29,6 +29,8 @@ public actor Runner: Service {
     private var endWaiters: [AttemptLease: [CheckedContinuation<Void, Never>]] = [:]
     private var lastRenewal = ContinuousClock.now
     private nonisolated let draining = Atomic<Bool>(false)
+    /// Set by `supervisor drain`: no more claims, while running jobs finish.
+    private nonisolated let drainedByOperator = Atomic<Bool>(false)
     private nonisolated let timer = Mutex<(deadline: Date?, task: Task<Void, Never>?)>((nil, nil))
     /// How long attempts run here, in seconds: a moving average over the recent ones.
     private nonisolated let meanAttemptSeconds = Mutex<Double?>(nil)
@@ -60,6 +62,13 @@ public actor Runner: Service {
 
     /// How attempts are tracked on this host: a cgroup per attempt, or the process table.
     public nonisolated var tracksWithCgroups: Bool { context.cgroups.unified != nil }
+
+    /// Stops claiming for good, as `supervisor drain` asks; running attempts finish. A drain
+    /// asked through the API of this process lands at once, others at the next heartbeat.
+    public nonisolated func stopClaiming() {
+        guard !drainedByOperator.exchange(true, ordering: .relaxed) else { return }
+        logger.notice("drained: no more jobs are claimed here", metadata: ["worker": "\(worker.id)"])
+    }
 
     /// Looks for claimable jobs now (a submit in this process calls it).
     public nonisolated func wake() {
@@ -147,7 +156,7 @@ public actor Runner: Service {
 
     private func claimAndStart(in group: inout DiscardingTaskGroup) async {
         let free = configuration.runner.concurrency - running.count
-        guard free > 0 else { return }
+        guard free > 0, !drainedByOperator.load(ordering: .relaxed) else { return }
         let jobs: [Job]
         do {
             jobs = try await store.claim(
@@ -333,7 +342,7 @@ public actor Runner: Service {
             if now >= nextRenewal {
                 await renewLeases()
                 await recoverExpiredLeases()
-                try? await store.heartbeat(workerID: worker.id, now: clock.now())
+                if (try? await store.heartbeat(workerID: worker.id, now: clock.now())) == true { stopClaiming() }
                 nextRenewal = now + renewEvery
             }
             if now >= nextSweep {

@@ -26,22 +26,32 @@ extension SQLiteJobStore {
             try db.execute(
                 sql: """
                     INSERT OR REPLACE INTO workers (id, host, pid, process_start, started_at, heartbeat_at, capacity,
-                        work_directory, cgroup_directories)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        draining, work_directory, cgroup_directories)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     worker.id, worker.host, worker.pid, worker.processStart, worker.startedAt.millisecondsSince1970,
-                    worker.heartbeatAt.millisecondsSince1970, worker.capacity, worker.workDirectory,
+                    worker.heartbeatAt.millisecondsSince1970, worker.capacity, worker.draining, worker.workDirectory,
                     Self.jsonArray(worker.cgroupDirectories),
                 ])
         }
     }
 
-    public func heartbeat(workerID: String, now: Date) async throws {
+    @discardableResult
+    public func heartbeat(workerID: String, now: Date) async throws -> Bool {
         try checkOpen()
-        try await writeImmediate { db in
-            try db.executeCached(
-                sql: "UPDATE workers SET heartbeat_at = ? WHERE id = ?", arguments: [now.millisecondsSince1970, workerID])
+        return try await writeImmediate { db in
+            try Bool.fetchOne(
+                db.cachedStatement(sql: "UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING draining"),
+                arguments: [now.millisecondsSince1970, workerID]) ?? false
+        }
+    }
+
+    public func drainWorker(id: String) async throws -> Bool {
+        try checkOpen()
+        return try await writeImmediate { db in
+            try db.execute(sql: "UPDATE workers SET draining = 1 WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
         }
     }
 
@@ -54,6 +64,7 @@ extension SQLiteJobStore {
                     id: row["id"], host: row["host"], pid: row["pid"], processStart: row["process_start"],
                     startedAt: Date(millisecondsSince1970: row["started_at"]),
                     heartbeatAt: Date(millisecondsSince1970: row["heartbeat_at"]), capacity: row["capacity"],
+                    draining: row["draining"],
                     workDirectory: row["work_directory"],
                     cgroupDirectories: cgroups ?? [])
             }

@@ -97,6 +97,10 @@ enum SQLiteSchema {
         """
         CREATE INDEX jobs_finished ON jobs(status, finished_at) WHERE finished_at IS NOT NULL;
         """,
+        // 5: `supervisor drain`.
+        """
+        ALTER TABLE workers ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     static var latestVersion: Int { migrations.count }

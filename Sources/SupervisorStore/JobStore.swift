@@ -75,8 +75,12 @@ public protocol JobStore: Sendable {
     /// Records a worker at its start, replacing a record with the same id.
     func registerWorker(_ worker: WorkerRecord) async throws
 
-    /// Renews the worker's heartbeat.
-    func heartbeat(workerID: String, now: Date) async throws
+    /// Renews the worker's heartbeat; answers whether it was asked to drain.
+    @discardableResult
+    func heartbeat(workerID: String, now: Date) async throws -> Bool
+
+    /// Asks a worker to stop claiming; false when there is no such worker.
+    func drainWorker(id: String) async throws -> Bool
 
     /// Every registered worker, by id.
     func workers() async throws -> [WorkerRecord]

@@ -12,6 +12,8 @@ public struct WorkerRecord: Sendable, Equatable {
     public var startedAt: Date
     public var heartbeatAt: Date
     public var capacity: Int
+    /// Asked to stop claiming (`supervisor drain`); its running jobs finish.
+    public var draining: Bool
     /// Where its attempts' directories live (`work_root/<workerId>`) and the cgroup
     /// directories it made, for the cleanup of a worker that died.
     public var workDirectory: String
@@ -19,7 +21,7 @@ public struct WorkerRecord: Sendable, Equatable {
 
     public init(
         id: String, host: String, pid: Int32, processStart: String, startedAt: Date, heartbeatAt: Date, capacity: Int,
-        workDirectory: String, cgroupDirectories: [String]
+        draining: Bool = false, workDirectory: String, cgroupDirectories: [String]
     ) {
         self.id = id
         self.host = host
@@ -28,6 +30,7 @@ public struct WorkerRecord: Sendable, Equatable {
         self.startedAt = startedAt
         self.heartbeatAt = heartbeatAt
         self.capacity = capacity
+        self.draining = draining
         self.workDirectory = workDirectory
         self.cgroupDirectories = cgroupDirectories
     }

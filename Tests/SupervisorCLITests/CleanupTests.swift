@@ -173,6 +173,44 @@ struct CleanupTests {
         await harness.stop()
     }
 
+    @Test("a drained worker claims nothing new while its running job finishes; another worker takes the queue")
+    func drainedWorker() async throws {
+        let harness = try await RunnerHarness.start()
+        let gate = harness.gate()
+        let held = try await harness.holdRunning(1, until: gate)[0]
+        let workers = try await harness.request(.GET, "/api/workers").document
+        let drainedID = try #require(workers["workers"]?[0]?["id"].flatMap { value -> String? in
+            if case .string(let id) = value { return id }
+            return nil
+        })
+        let drained = try await SupervisorBinary.run(["drain", drainedID, "--url", harness.daemon.baseURL])
+        #expect(drained.status == 0, "\(drained.stderr)")
+        #expect(try await SupervisorBinary.run(["drain", "no-such-worker", "--url", harness.daemon.baseURL]).status == 1)
+
+        let queued = try await harness.submit("echo")
+        // A second worker on the same store: only it may take the job.
+        let other = Process()
+        other.executableURL = SupervisorBinary.url
+        other.arguments = ["worker", "--config", harness.setup.config.path]
+        other.standardError = FileHandle.nullDevice
+        other.standardOutput = FileHandle.nullDevice
+        async let otherStatus = SupervisorBinary.runToExit(other)
+        let done = try await harness.poll(queued) { $0["status"] == "completed" }
+        #expect(done["attempt"] == 1)
+        let job = try await harness.job(queued)
+        #expect(job["attempts"]?[0]?["workerId"] != .string(drainedID), "the drained worker claimed nothing")
+
+        harness.open(gate)
+        let finished = try await harness.ended(held)
+        #expect(finished["status"] == "completed")
+        #expect(finished["attempts"]?[0]?["workerId"] == .string(drainedID), "its running job finished where it ran")
+        let listed = try await harness.request(.GET, "/api/workers").document
+        #expect(arrayItems(listed["workers"]).contains { $0["id"] == .string(drainedID) && $0["draining"] == true })
+        other.terminate()
+        #expect(try await otherStatus == 0)
+        await harness.stop()
+    }
+
     func arrayItems(_ value: JSONValue?) -> [JSONValue] {
         if case .array(let items)? = value { return items }
         return []

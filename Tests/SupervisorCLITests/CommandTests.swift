@@ -26,7 +26,6 @@ struct CommandTests {
 
     @Test("commands whose behaviour has not landed refuse clearly", arguments: [
         ["logs", "x", "--follow"],
-        ["drain", "w"],
     ])
     func notYet(_ command: [String]) async throws {
         let result = try await SupervisorBinary.run(command)
