@@ -3,6 +3,8 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import SupervisorConfig
 import SupervisorHTTP
@@ -21,9 +23,15 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (configuration, logger, store) = try await StoreOpening.start(options)
+        // Everything the process records through swift-metrics lands in the registry that
+        // `/metrics` prints.
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets[SupervisorMetrics.attemptDuration] = SupervisorMetrics.attemptDurationBuckets
+        MetricsSystem.bootstrap(factory)
         let runner = configuration.runner.concurrency > 0
             ? try RunnerAssembly.make(configuration: configuration, store: store, logger: logger) : nil
-        let api = SupervisorAPI(store: store, configuration: configuration, runner: runner)
+        let api = SupervisorAPI(store: store, configuration: configuration, runner: runner, metrics: registry)
         let application = api.makeApplication(logger: logger) { port in
             logger.notice(
                 "supervisor listening",

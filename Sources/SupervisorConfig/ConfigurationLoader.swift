@@ -93,8 +93,9 @@ public enum ConfigurationLoader {
         var configuration = SupervisorConfiguration(baseDirectory: baseDirectory)
 
         if let server = try root.section(
-            "server", known: ["listen", "max_payload_bytes", "public_url"], notYetSupported: ["metrics_public"])
+            "server", known: ["listen", "max_payload_bytes", "public_url", "metrics_public"])
         {
+            if let flag = try server.boolean("metrics_public") { configuration.server.metricsPublic = flag }
             if let listen = try server.string("listen") {
                 guard let address = ListenAddress(listen) else {
                     throw ConfigurationError(key: "server.listen", message: "\"\(listen)\" is not host:port")

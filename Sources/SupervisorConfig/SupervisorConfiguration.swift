@@ -42,14 +42,17 @@ public struct ServerSettings: Sendable, Equatable {
     public var maxPayloadBytes: Int
     /// Base for `Location` and the URLs in answers when behind a proxy; empty: relative URLs.
     public var publicURL: String
+    /// `/metrics` without a token (for a scraper on loopback); else it needs an admin token.
+    public var metricsPublic: Bool
 
     public init(
         listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080), maxPayloadBytes: Int = 1_048_576,
-        publicURL: String = ""
+        publicURL: String = "", metricsPublic: Bool = false
     ) {
         self.listen = listen
         self.maxPayloadBytes = maxPayloadBytes
         self.publicURL = publicURL
+        self.metricsPublic = metricsPublic
     }
 }
 

@@ -32,6 +32,12 @@ struct TOMLSection {
         return text
     }
 
+    func boolean(_ key: String) throws -> Bool? {
+        guard let value = table[key] else { return nil }
+        guard value.type == .bool, let flag = value.bool else { throw mistyped(key, expected: "true or false") }
+        return flag
+    }
+
     func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let value = table[key] else { return nil }
         guard value.type == .int, let number = value.int else { throw mistyped(key, expected: "an integer") }

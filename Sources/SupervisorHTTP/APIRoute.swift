@@ -47,7 +47,7 @@ public struct APIRoute: Sendable, Hashable, CustomStringConvertible {
         .init(method: .post, path: "/api/admin/cleanup", isImplemented: true),
         .init(method: .get, path: "/healthz", isImplemented: true),
         .init(method: .get, path: "/readyz", isImplemented: true),
-        .init(method: .get, path: "/metrics", isImplemented: false),
+        .init(method: .get, path: "/metrics", isImplemented: true),
         .init(method: .get, path: "/openapi.json", isImplemented: true),
         .init(method: .get, path: "/", isImplemented: false),
     ]

@@ -58,6 +58,7 @@ struct JobRoutes: Sendable {
         switch try await api.store.submit(submission, limits: limits) {
         case .accepted(let job, let position):
             api.runner?.wake(at: job.runAt)
+            SupervisorMetrics.submitted(type: job.type)
             return JSONResponse.make(
                 status: .accepted, api.documents.submitted(job, queuePosition: position),
                 headers: [.location: api.documents.urls.job(job.id)]

@@ -7,6 +7,7 @@ public import SupervisorConfig
 public import SupervisorCore
 public import SupervisorRunner
 public import SupervisorStore
+public import Prometheus
 
 /// The HTTP API of SPEC section 4 over a `JobStore`.
 public struct SupervisorAPI: Sendable {
@@ -18,11 +19,16 @@ public struct SupervisorAPI: Sendable {
     let clock: any WallClock
     let ids: any JobIDGenerator
     let documents: JobDocument
+    /// What `/metrics` prints: the registry swift-metrics was bootstrapped with, if any,
+    /// and the queue depths read at each scrape.
+    let metrics: PrometheusCollectorRegistry
 
     public init(
         store: any JobStore, configuration: SupervisorConfiguration, runner: Runner? = nil,
-        clock: any WallClock = SystemWallClock(), ids: any JobIDGenerator = UUIDv7Generator()
+        clock: any WallClock = SystemWallClock(), ids: any JobIDGenerator = UUIDv7Generator(),
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) {
+        self.metrics = metrics
         self.store = store
         self.configuration = configuration
         self.runner = runner
@@ -62,6 +68,7 @@ public struct SupervisorAPI: Sendable {
             case (.get, "/healthz"): router.get(path) { _, _ in JSONResponse.make(["status": "ok"]) }
             case (.get, "/readyz"): router.get(path, use: ready)
             case (.get, "/openapi.json"): router.get(path, use: openAPI)
+            case (.get, "/metrics"): (configuration.server.metricsPublic ? router.group() : admin).get(path, use: prometheusText)
             default:
                 precondition(!route.isImplemented, "\(route) is marked implemented but has no handler")
                 let needsAdmin = ["/api/workers", "/api/admin", "/metrics"].contains { route.path.hasPrefix($0) }
@@ -104,6 +111,22 @@ public struct SupervisorAPI: Sendable {
     /// A worker that heartbeat within a lease: heartbeats come every third of one.
     func isAlive(_ worker: WorkerRecord) -> Bool {
         clock.now().timeIntervalSince(worker.heartbeatAt) < Double(configuration.runner.lease.components.seconds)
+    }
+
+    /// The Prometheus text format; queue depth by state is read from the store now.
+    @Sendable func prometheusText(_ request: Request, context: SupervisorRequestContext) async throws -> Response {
+        let counts: QueueCounts
+        do {
+            counts = try await store.queueCounts(now: clock.now())
+        } catch {
+            throw APIError.storeUnavailable
+        }
+        for status in JobStatus.allCases {
+            metrics.makeGauge(name: "supervisor_queue_jobs", labels: [("status", status.rawValue)]).set(Double(counts[status]))
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
     }
 
     @Sendable func ready(_ request: Request, context: SupervisorRequestContext) async throws -> Response {

@@ -164,6 +164,7 @@ public actor Runner: Service {
                 now: clock.now())
         } catch {
             logger.error("cannot claim jobs", metadata: ["error": "\(error)"])
+            SupervisorMetrics.storeError("claim")
             return
         }
         for job in jobs {
@@ -176,6 +177,7 @@ public actor Runner: Service {
             }
             let attempt = Attempt(job: job, type: type, lease: lease, context: context)
             running[lease] = attempt
+            SupervisorMetrics.running(running.count)
             events.publish(.status(job))
             // An attempt always runs to its recorded ending: cancelling the runner (another
             // service failed) interrupts it instead of abandoning its processes.
@@ -217,6 +219,7 @@ public actor Runner: Service {
         let verdict = report.verdict(
             attempt: lease.attempt, maxAttempts: job.maxAttempts, permanentExitCodes: attempt.type.permanentExitCodes)
         let (outcome, _) = report.outcome(permanentExitCodes: attempt.type.permanentExitCodes)
+        SupervisorMetrics.attemptEnded(type: job.type, outcome: outcome.rawValue, duration: seconds)
         var ending = AttemptEnding(
             verdict: verdict, outcome: outcome, progress: summary.progress, peakMemoryBytes: summary.peakMemoryBytes)
         switch report.termination {
@@ -247,12 +250,14 @@ public actor Runner: Service {
                 switch try await store.finish(lease, ending, now: clock.now()) {
                 case .recorded(let job):
                     events.publish(.status(job))
+                    if job.status.isTerminal { SupervisorMetrics.finished(type: job.type, status: job.status.rawValue) }
                     if job.status == .pending { wake(at: job.runAt) }
                 case .fenced: logger.warning("attempt ending dropped: the lease was lost", metadata: ["job": "\(lease)"])
                 }
                 return
             } catch {
                 logger.error("cannot store an attempt's ending", metadata: ["job": "\(lease)", "error": "\(error)"])
+                SupervisorMetrics.storeError("finish")
                 guard ContinuousClock.now < giveUp else { return }
                 try? await Task.sleep(for: .milliseconds(100 << min(retry, 5)))
                 retry += 1
@@ -262,6 +267,7 @@ public actor Runner: Service {
 
     private func attemptEnded(_ lease: AttemptLease) {
         running[lease] = nil
+        SupervisorMetrics.running(running.count)
         for waiter in endWaiters.removeValue(forKey: lease) ?? [] { waiter.resume() }
         ending.yield()
         wake()
@@ -292,6 +298,7 @@ public actor Runner: Service {
             }
         } catch {
             logger.error("cannot requeue jobs with expired leases", metadata: ["error": "\(error)"])
+            SupervisorMetrics.storeError("requeue")
         }
     }
 
@@ -318,6 +325,7 @@ public actor Runner: Service {
         let cleanup = HostCleanup(store: store, host: worker.host, configuration: configuration)
         do {
             let report = try await cleanup.run(now: clock.now(), dryRun: false)
+            SupervisorMetrics.swept(report)
             guard !report.isEmpty else { return }
             logger.notice(
                 "cleanup swept what attempts left behind",
@@ -328,6 +336,7 @@ public actor Runner: Service {
                 ])
         } catch {
             logger.error("cleanup failed", metadata: ["error": "\(error)"])
+            SupervisorMetrics.storeError("cleanup")
         }
     }
 
@@ -380,6 +389,7 @@ public actor Runner: Service {
             }
         } catch {
             logger.error("cannot renew leases", metadata: ["error": "\(error)"])
+            SupervisorMetrics.storeError("renew")
         }
     }
 

@@ -211,8 +211,56 @@ struct CleanupTests {
         await harness.stop()
     }
 
+    @Test("/metrics is Prometheus text: jobs by type, attempt durations, queue depth, what cleanup swept; it needs an admin token unless metrics_public")
+    func metrics() async throws {
+        let harness = try await RunnerHarness.start(config: "[[auth.tokens]]\ntoken = \"admin-token-0123456789\"\nowner = \"ops\"\nrole = \"admin\"\n[[auth.tokens]]\ntoken = \"user-token-0123456789\"\nowner = \"u\"", token: "admin-token-0123456789")
+        let done = try await harness.submit("echo")
+        _ = try await harness.ended(done)
+        let failing = try await harness.submit("permanent")
+        _ = try await harness.ended(failing)
+        #expect(try await harness.request(.GET, "/metrics", token: "user-token-0123456789").status == 403)
+
+        let answer = try await harness.request(.GET, "/metrics")
+        #expect(answer.status == 200)
+        let samples = try PrometheusText.parse(answer.text)
+        #expect(samples["supervisor_jobs_submitted_total{type=\"echo\"}"] == 1)
+        #expect(samples["supervisor_jobs_finished_total{type=\"echo\",status=\"completed\"}"] == 1)
+        #expect(samples["supervisor_jobs_finished_total{type=\"permanent\",status=\"failed\"}"] == 1)
+        #expect(samples["supervisor_attempt_duration_seconds_count{type=\"echo\"}"] == 1)
+        #expect(samples["supervisor_queue_jobs{status=\"completed\"}"] == 1)
+        #expect(samples["supervisor_queue_jobs{status=\"failed\"}"] == 1)
+        #expect(samples["supervisor_running_attempts"] == 0)
+        #expect(samples["supervisor_orphans_killed_total"] == 0, "the sweep at start found nothing")
+        await harness.stop()
+    }
+
     func arrayItems(_ value: JSONValue?) -> [JSONValue] {
         if case .array(let items)? = value { return items }
         return []
+    }
+}
+
+/// The Prometheus text exposition format (0.0.4), strictly: every line a `# HELP`/`# TYPE`
+/// comment or `name{labels} value`; answers the samples by name and labels as written.
+enum PrometheusText {
+    struct Malformed: Error, CustomStringConvertible {
+        let line: String
+        var description: String { "not Prometheus text: \(line)" }
+    }
+
+    static func parse(_ text: String) throws -> [String: Double] {
+        let name = #"[a-zA-Z_:][a-zA-Z0-9_:]*"#
+        let label = #"[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*""#
+        let sample = try Regex(#"^(\#(name)(?:\{(?:\#(label)(?:,\#(label))*)?\})?) (\S+)$"#)
+        let comment = try Regex(#"^# (?:HELP \#(name) .*|TYPE \#(name) (?:counter|gauge|histogram|summary|untyped))$"#)
+        var samples: [String: Double] = [:]
+        for line in text.split(separator: "\n") {
+            if line.wholeMatch(of: comment) != nil { continue }
+            guard let match = line.wholeMatch(of: sample), let key = match.output[1].substring,
+                let value = match.output[match.output.count - 1].substring.flatMap({ Double($0) })
+            else { throw Malformed(line: String(line)) }
+            samples[String(key)] = value
+        }
+        return samples
     }
 }

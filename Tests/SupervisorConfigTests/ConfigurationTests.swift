@@ -31,6 +31,7 @@ struct ConfigurationTests {
         #expect(configuration.sourcePath == nil)
         #expect(configuration.server.listen == ListenAddress(host: "127.0.0.1", port: 8080))
         #expect(configuration.server.maxPayloadBytes == 1_048_576)
+        #expect(!configuration.server.metricsPublic)
         #expect(configuration.store.url == "sqlite://./supervisor-data/jobs.sqlite")
         #expect(configuration.limits == LimitSettings(maxPending: 1_000_000, maxPendingPerOwner: 100_000))
         #expect(configuration.retention == RetentionSettings(completed: .seconds(86_400), failed: .seconds(604_800), cancelled: .seconds(86_400)))
@@ -71,6 +72,7 @@ struct ConfigurationTests {
             listen = "0.0.0.0:9000"
             max_payload_bytes = "2M"
             public_url = "https://jobs.example.com/"
+            metrics_public = true
             [store]
             url = "sqlite:///var/lib/supervisor/jobs.sqlite"
             [limits]
@@ -106,6 +108,7 @@ struct ConfigurationTests {
         )
         #expect(configuration.server.listen == ListenAddress(host: "0.0.0.0", port: 9000))
         #expect(configuration.server.maxPayloadBytes == 2 << 20)
+        #expect(configuration.server.metricsPublic)
         #expect(configuration.server.publicURL == "https://jobs.example.com")
         #expect(configuration.limits == LimitSettings(maxPending: 10, maxPendingPerOwner: 5, maxRunningPerOwner: 2))
         #expect(configuration.retention == RetentionSettings(completed: .seconds(3600), failed: .seconds(30 * 86_400), cancelled: .seconds(600)))
@@ -159,7 +162,7 @@ struct ConfigurationTests {
         ("[webhooks]\nurl = \"https://x\"", "webhooks", "not supported yet"),
         ("[retention]\ncompleted = \"soon\"", "retention.completed", "is not a duration"),
         ("[retention]\nforever = \"1h\"", "retention.forever", "unknown key"),
-        ("[server]\nmetrics_public = true", "server.metrics_public", "not supported yet"),
+        ("[server]\nmetrics_public = \"yes\"", "server.metrics_public", "true or false"),
         ("[limits]\nmax_running_per_owner = -1", "limits.max_running_per_owner", "must be between"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nconcurrency = 0", "job_types.a.concurrency", "must be between"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nmemory_max = \"1M\"", "job_types.a.memory_max", "at least 4M"),
