@@ -48,7 +48,11 @@ struct ServeCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: StoreService(store: store)), .init(service: ReloadSignalService(logger: logger)),
+                    .init(service: StoreService(store: store)),
+                    .init(
+                        service: ReloadSignalService(logger: logger) {
+                            await ConfigurationReload.apply(options, running: configuration, api: api, runner: runner, logger: logger)
+                        }),
                     .init(service: application),
                 ] + (runner.map { [.init(service: $0)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -77,7 +81,14 @@ struct WorkerCommand: AsyncParsableCommand {
         let runner = try RunnerAssembly.make(configuration: configuration, store: store, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: StoreService(store: store)), .init(service: runner)],
+                services: [
+                    .init(service: StoreService(store: store)),
+                    .init(
+                        service: ReloadSignalService(logger: logger) {
+                            await ConfigurationReload.apply(options, running: configuration, api: nil, runner: runner, logger: logger)
+                        }),
+                    .init(service: runner),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -172,15 +183,51 @@ struct StoreService: Service {
     }
 }
 
-/// SPEC section 3 names SIGHUP as "reload tokens and job types". Until reloading lands,
-/// the signal is caught and refused in the log rather than ending the daemon.
+/// SIGHUP: the config file is read again and its tokens and job types replace the running
+/// ones (SPEC section 3); running jobs go on as they started.
 struct ReloadSignalService: Service {
     let logger: Logger
+    let reload: @Sendable () async -> Void
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            logger.warning("SIGHUP: reloading the config is not supported yet by this version of supervisor; restart to apply changes")
+            await reload()
+        }
+    }
+}
+
+enum ConfigurationReload {
+    /// Reads the config again and applies its tokens and job types, or keeps the running
+    /// ones and says why: a file that does not load, a profile that does not compile, a
+    /// user that does not exist, or no tokens left on a non-loopback listener. Other
+    /// sections take effect at the next start.
+    static func apply(
+        _ options: ConfigOption, running: SupervisorConfiguration, api: SupervisorAPI?, runner: Runner?, logger: Logger
+    ) async {
+        do {
+            let fresh = try ConfigurationLoader.load(explicitPath: options.config)
+            if !running.server.listen.isLoopback && fresh.tokens.isEmpty {
+                throw CommandFailure("it has no [[auth.tokens]], and the API listens on \(running.server.listen)")
+            }
+            if let runner {
+                let programs = try RunnerAssembly.seccompPrograms(fresh, logger: logger)
+                await runner.reload(jobTypes: fresh.jobTypes, seccompPrograms: programs, users: try RunnerAssembly.users(fresh))
+            }
+            api?.settings.replace(with: fresh)
+            var unchanged = fresh
+            unchanged.tokens = running.tokens
+            unchanged.jobTypes = running.jobTypes
+            logger.notice(
+                "config reloaded: tokens and job types replaced",
+                metadata: [
+                    "tokens": "\(fresh.tokens.count)", "jobTypes": "\(fresh.jobTypes.keys.sorted().joined(separator: ","))",
+                ])
+            if unchanged != running {
+                logger.warning("the config's other sections changed too; they take effect at the next start")
+            }
+        } catch {
+            logger.error("config reload refused; the running tokens and job types stay", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -3,7 +3,7 @@ public import SupervisorCore
 
 /// Everything `supervisor.toml` says (SPEC section 3), validated, with relative paths
 /// already resolved.
-public struct SupervisorConfiguration: Sendable {
+public struct SupervisorConfiguration: Sendable, Equatable {
     public var server: ServerSettings
     public var store: StoreSettings
     public var runner: RunnerSettings

@@ -6,10 +6,12 @@ import Hummingbird
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = SupervisorRequestContext
 
-    let authenticator: TokenAuthenticator
+    /// Read for each request: SIGHUP may have replaced the tokens.
+    let settings: ReloadableSettings
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
+        let authenticator = TokenAuthenticator(tokens: settings.current.tokens)
         if authenticator.requiresToken {
             // The scheme name is case-insensitive (RFC 9110); the token is not.
             guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer ",

@@ -40,7 +40,7 @@ struct JobRoutes: Sendable {
         } catch {
             throw APIError(.badRequest, code: "invalid_json", message: "the body is not valid JSON")
         }
-        let submit = try SubmitRequest(value, jobTypes: api.configuration.jobTypes)
+        let submit = try SubmitRequest(value, jobTypes: api.settings.current.jobTypes)
 
         let now = api.clock.now().truncatedToMilliseconds
         let submission = JobSubmission(

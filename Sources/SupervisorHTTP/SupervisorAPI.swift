@@ -22,6 +22,8 @@ public struct SupervisorAPI: Sendable {
     /// What `/metrics` prints: the registry swift-metrics was bootstrapped with, if any,
     /// and the queue depths read at each scrape.
     let metrics: PrometheusCollectorRegistry
+    /// Tokens and job types as SIGHUP last loaded them (`configuration` keeps the rest).
+    public let settings: ReloadableSettings
 
     public init(
         store: any JobStore, configuration: SupervisorConfiguration, runner: Runner? = nil,
@@ -29,6 +31,7 @@ public struct SupervisorAPI: Sendable {
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) {
         self.metrics = metrics
+        self.settings = ReloadableSettings(configuration)
         self.store = store
         self.configuration = configuration
         self.runner = runner
@@ -42,8 +45,7 @@ public struct SupervisorAPI: Sendable {
     public func makeRouter() -> Router<SupervisorRequestContext> {
         let router = Router(context: SupervisorRequestContext.self)
         router.add(middleware: ErrorMiddleware())
-        let authenticated = router.group().add(middleware: AuthenticationMiddleware(
-            authenticator: TokenAuthenticator(tokens: configuration.tokens)))
+        let authenticated = router.group().add(middleware: AuthenticationMiddleware(settings: settings))
         let admin = authenticated.group().add(middleware: AdminOnlyMiddleware())
         let jobs = JobRoutes(api: self)
         let workers = WorkerRoutes(api: self)

@@ -21,7 +21,12 @@ public actor Runner: Service {
     private nonisolated let clock: any WallClock
     private nonisolated let logger: Logger
     public nonisolated let events: JobEvents
-    private let context: Attempt.Context
+    /// What every attempt gets; its job types' seccomp programs and users are the ones
+    /// loaded at start, replaced by `reload`.
+    private var context: Attempt.Context
+    /// The job types as last loaded (SIGHUP replaces them); running attempts keep theirs.
+    private var jobTypes: [String: JobTypeSettings]
+    private nonisolated let cgroups: AttemptCgroups
 
     /// By lease, not by job: a job whose lease was lost may be claimed again here while
     /// the lost attempt is still being killed.
@@ -51,9 +56,11 @@ public actor Runner: Service {
         self.clock = clock
         self.events = events
         self.logger = logger
+        jobTypes = configuration.jobTypes
+        cgroups = AttemptCgroups.detect()
         context = Attempt.Context(
             settings: configuration.runner, workerID: worker.id, launcher: launcher,
-            ports: DebugPortPool(range: configuration.runner.portRange), cgroups: AttemptCgroups.detect(),
+            ports: DebugPortPool(range: configuration.runner.portRange), cgroups: cgroups,
             supervisorPath: ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
             seccompPrograms: seccompPrograms, landlockABI: AttemptFileAccess.kernelABI, users: users)
         (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -61,7 +68,15 @@ public actor Runner: Service {
     }
 
     /// How attempts are tracked on this host: a cgroup per attempt, or the process table.
-    public nonisolated var tracksWithCgroups: Bool { context.cgroups.unified != nil }
+    public nonisolated var tracksWithCgroups: Bool { cgroups.unified != nil }
+
+    /// New job types from a reloaded config, with their compiled seccomp programs and
+    /// `run_as` users: claims from now on use them; running attempts finish as they began.
+    public func reload(jobTypes: [String: JobTypeSettings], seccompPrograms: [String: Int32], users: [String: RunAsUser]) {
+        self.jobTypes = jobTypes
+        context.seccompPrograms = seccompPrograms
+        context.users = users
+    }
 
     /// Stops claiming for good, as `supervisor drain` asks; running attempts finish. A drain
     /// asked through the API of this process lands at once, others at the next heartbeat.
@@ -169,7 +184,7 @@ public actor Runner: Service {
         }
         for job in jobs {
             let lease = AttemptLease(claimed: job, by: worker)
-            guard let type = configuration.jobTypes[job.type] else {
+            guard let type = jobTypes[job.type] else {
                 let message = "job type \(job.type) is not configured on worker \(worker.id)"
                 await record(
                     lease, AttemptEnding(verdict: .failed(.failPermanent, message: message), outcome: .failPermanent))
@@ -194,7 +209,7 @@ public actor Runner: Service {
     /// The type caps count this worker's attempts; the owner cap is the store's to count.
     private func claimCaps() -> ClaimCaps {
         var freeSlotsByType: [String: Int] = [:]
-        for (name, type) in configuration.jobTypes {
+        for (name, type) in jobTypes {
             guard let cap = type.concurrency else { continue }
             freeSlotsByType[name] = cap - running.values.count(where: { $0.job.type == name })
         }

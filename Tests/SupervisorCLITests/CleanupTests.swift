@@ -234,6 +234,37 @@ struct CleanupTests {
         await harness.stop()
     }
 
+    @Test("SIGHUP: a token added to the config then works, a new job type runs, a running job goes on, and a broken config is refused")
+    func reload() async throws {
+        let (first, added) = ("first-token-0123456789", "added-token-0123456789")
+        let harness = try await RunnerHarness.start(
+            config: "[[auth.tokens]]\ntoken = \"\(first)\"\nowner = \"ops\"\nrole = \"admin\"", token: first)
+        let gate = harness.gate()
+        let held = try await harness.holdRunning(1, until: gate)[0]
+        #expect(try await harness.request(.GET, "/api/queue", token: added).status == 401)
+
+        let original = try String(contentsOf: harness.setup.config, encoding: .utf8)
+        try (original + "\n[[auth.tokens]]\ntoken = \"\(added)\"\nowner = \"bob\"\n[job_types.late]\ncommand = [\"/bin/cat\"]\n")
+            .write(to: harness.setup.config, atomically: true, encoding: .utf8)
+        harness.daemon.signal(SIGHUP)
+        let reloaded = await harness.daemon.log.first { $0["message"] == "config reloaded: tokens and job types replaced" }
+        #expect(reloaded?["tokens"] == "2")
+        #expect(try await harness.request(.GET, "/api/queue", token: added).status == 200)
+        let late = try await harness.submit("late", token: added)
+        #expect(try await harness.ended(late)["status"] == "completed")
+
+        try "this is = not toml =".write(to: harness.setup.config, atomically: true, encoding: .utf8)
+        harness.daemon.signal(SIGHUP)
+        let refused = await harness.daemon.log.first { $0["message"] == "config reload refused; the running tokens and job types stay" }
+        #expect(refused?["error"]?.contains("not valid TOML") == true, "\(refused ?? [:])")
+        #expect(try await harness.request(.GET, "/api/queue", token: added).status == 200)
+
+        harness.open(gate)
+        let finished = try await harness.ended(held)
+        #expect(finished["status"] == "completed", "the job that ran through both reloads completed")
+        await harness.stop()
+    }
+
     func arrayItems(_ value: JSONValue?) -> [JSONValue] {
         if case .array(let items)? = value { return items }
         return []

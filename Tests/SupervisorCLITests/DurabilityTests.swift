@@ -79,20 +79,6 @@ struct DurabilityTests {
         _ = await restarted.waitForExit()
     }
 
-    @Test("SIGHUP is refused in the log, not fatal: the daemon keeps serving")
-    func reloadSignal() async throws {
-        let setup = try DaemonSetup()
-        let daemon = try await Daemon.start(config: setup.config)
-        daemon.signal(SIGHUP)
-        let warning = await daemon.log.first(messageContaining: "SIGHUP")
-        #expect(warning?["message"]?.contains("not supported yet") == true)
-        let queue = try await get(daemon.baseURL + "/api/queue")
-        #expect(queue["pending"] == 0)
-        daemon.signal(SIGTERM)
-        let stopped = await daemon.waitForExit()
-        #expect(stopped.status == 0)
-    }
-
     @Test("a non-loopback listen without tokens refuses to start, naming the key")
     func refusesOpenNetwork() async throws {
         let setup = try DaemonSetup()
