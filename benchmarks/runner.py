@@ -10,6 +10,7 @@ Usage: runner.py BINARY WORKDIR [launch|throughput|flood|all]
 import http.client
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -114,8 +115,16 @@ def time_fifo(start_job):
     os.mkfifo(fifo)
     begin = time.perf_counter()
     start_job(fifo)
+
+    def never_opened(signum, frame):
+        raise SystemExit(f"no job opened {fifo} within 30 s: it failed to start (see the daemon's log in {WORK})")
+
+    # A job that fails never opens the FIFO, and the open below would wait for ever.
+    signal.signal(signal.SIGALRM, never_opened)
+    signal.alarm(30)
     with open(fifo) as f:  # returns when the job opened it for writing: its first step
         elapsed = time.perf_counter() - begin
+        signal.alarm(0)
         f.read()
     os.unlink(fifo)
     return elapsed
