@@ -134,16 +134,16 @@ struct JobRoutes: Sendable {
         guard let (descriptor, size) = files(of: job).openArtifact(named: name) else {
             throw APIError(.notFound, code: "artifact_not_found", message: "job \(job.id) has no artifact named \(name)")
         }
+        let file = OpenFile(descriptor)
         return Response(
             status: .ok,
             headers: [.contentType: "application/octet-stream", .contentLength: String(size)],
             body: ResponseBody(contentLength: Int(size)) { writer in
-                defer { close(descriptor) }
                 var buffer = ByteBufferAllocator().buffer(capacity: 64 << 10)
                 while true {
                     buffer.clear()
                     let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 64 << 10) { raw in
-                        max(0, read(descriptor, raw.baseAddress, raw.count))
+                        max(0, read(file.descriptor, raw.baseAddress, raw.count))
                     }
                     if count == 0 { break }
                     try await writer.write(buffer)
@@ -269,4 +269,18 @@ struct JobRoutes: Sendable {
 
 extension HTTPField.Name {
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+}
+
+/// An open file that a response body reads: closed when the response lets go of it, also
+/// when its body is never written (the client went away first).
+private final class OpenFile: Sendable {
+    let descriptor: Int32
+
+    init(_ descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        close(descriptor)
+    }
 }
