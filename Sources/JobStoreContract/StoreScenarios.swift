@@ -543,7 +543,7 @@ struct StoreScenarios {
         try await store.registerWorker(first)
         try await store.registerWorker(record("worker-2", pid: 20, at: start))
         #expect(try await store.heartbeat(workerID: "worker-1", now: start.addingTimeInterval(5)) == false)
-        #expect(try await store.heartbeat(workerID: "nobody", now: start.addingTimeInterval(5)) == false)
+        #expect(try await store.heartbeat(workerID: "nobody", now: start.addingTimeInterval(5)) == nil)
         var expected = first
         expected.heartbeatAt = start.addingTimeInterval(5)
         #expect(try await store.workers() == [expected, record("worker-2", pid: 20, at: start)])
@@ -551,7 +551,7 @@ struct StoreScenarios {
         // A drain reaches the worker at its next heartbeat.
         #expect(try await store.drainWorker(id: "worker-1"))
         #expect(try await store.drainWorker(id: "nobody") == false)
-        #expect(try await store.heartbeat(workerID: "worker-1", now: start.addingTimeInterval(6)))
+        #expect(try await store.heartbeat(workerID: "worker-1", now: start.addingTimeInterval(6)) == true)
         #expect(try await store.workers().first?.draining == true)
 
         // A restart under the same id replaces the record.

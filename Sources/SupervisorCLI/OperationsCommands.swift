@@ -28,7 +28,8 @@ struct CleanupCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try ConfigurationLoader.load(explicitPath: options.config)
         let store = try StoreOpening.open(configuration)
-        try await store.migrate()
+        // A dry run changes nothing, the schema included.
+        if !dryRun { try await store.migrate() }
         let cleanup = HostCleanup(store: store, host: ProcessInfo.processInfo.hostName, configuration: configuration)
         let report: HostCleanup.Report
         do {
@@ -74,24 +75,22 @@ struct BackupCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try ConfigurationLoader.load(explicitPath: options.config)
-        let store = try StoreOpening.open(configuration)
-        guard let sqlite = store as? SQLiteJobStore else {
+        guard configuration.store.url.hasPrefix("sqlite://") else {
             throw CommandFailure("backup copies an SQLite store; \(configuration.store.url) is not one")
         }
+        let source = try SQLiteJobStore.path(url: configuration.store.url, relativeTo: configuration.baseDirectory)
         let target = URL(fileURLWithPath: file).standardizedFileURL.path
         let bar = ProgressBar()
         do {
-            try await sqlite.backup(to: target) { copied, total in
+            try await SQLiteJobStore.backup(storeAt: source, to: target) { copied, total in
                 let percent = total > 0 ? Double(copied) / Double(total) * 100 : 100
                 bar.draw(status: "pages copied", progress: .object(["percent": .double(percent)]))
             }
         } catch {
             bar.finish()
-            try? await store.close()
             throw CommandFailure("backup failed: \(error)")
         }
         bar.finish()
-        try await store.close()
         let size = (try? FileManager.default.attributesOfItem(atPath: target)[.size] as? Int) ?? 0
         print("backup of \(configuration.store.url) written to \(target) (\(size) bytes)")
     }

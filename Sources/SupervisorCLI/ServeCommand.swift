@@ -50,9 +50,8 @@ struct ServeCommand: AsyncParsableCommand {
                 services: [
                     .init(service: StoreService(store: store)),
                     .init(
-                        service: ReloadSignalService(logger: logger) {
-                            await ConfigurationReload.apply(options, running: configuration, api: api, runner: runner, logger: logger)
-                        }),
+                        service: ReloadSignalService(
+                            options: options, running: configuration, api: api, runner: runner, logger: logger)),
                     .init(service: application),
                 ] + (runner.map { [.init(service: $0)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -84,9 +83,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 services: [
                     .init(service: StoreService(store: store)),
                     .init(
-                        service: ReloadSignalService(logger: logger) {
-                            await ConfigurationReload.apply(options, running: configuration, api: nil, runner: runner, logger: logger)
-                        }),
+                        service: ReloadSignalService(
+                            options: options, running: configuration, api: nil, runner: runner, logger: logger)),
                     .init(service: runner),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -186,8 +184,12 @@ struct StoreService: Service {
 /// SIGHUP: the config file is read again and its tokens and job types replace the running
 /// ones (SPEC section 3); running jobs go on as they started.
 struct ReloadSignalService: Service {
+    let options: ConfigOption
+    /// The config the process started with: the sections SIGHUP does not replace.
+    let running: SupervisorConfiguration
+    let api: SupervisorAPI?
+    let runner: Runner?
     let logger: Logger
-    let reload: @Sendable () async -> Void
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
@@ -195,16 +197,12 @@ struct ReloadSignalService: Service {
             await reload()
         }
     }
-}
 
-enum ConfigurationReload {
     /// Reads the config again and applies its tokens and job types, or keeps the running
     /// ones and says why: a file that does not load, a profile that does not compile, a
     /// user that does not exist, or no tokens left on a non-loopback listener. Other
     /// sections take effect at the next start.
-    static func apply(
-        _ options: ConfigOption, running: SupervisorConfiguration, api: SupervisorAPI?, runner: Runner?, logger: Logger
-    ) async {
+    func reload() async {
         do {
             let fresh = try ConfigurationLoader.load(explicitPath: options.config)
             if !running.server.listen.isLoopback && fresh.tokens.isEmpty {

@@ -12,7 +12,7 @@ public struct AttemptLimits: Sendable, Equatable {
 }
 
 /// The cgroups of this process's attempts (SPEC section 7, HOST-NOTES): directories named
-/// `supervisor-<pid>` below the supervisor's own cgroup in each hierarchy it uses, never
+/// `supervisor-<pid>-<start time>` below the supervisor's own cgroup in each hierarchy it uses, never
 /// written elsewhere, with one directory per attempt inside.
 ///
 /// The unified (v2) hierarchy tracks and kills each attempt's tree. Limits go where a
@@ -30,7 +30,7 @@ public struct AttemptCgroups: Sendable {
         public enum Version: Sendable { case v1, v2 }
 
         public var version: Version
-        /// `supervisor-<pid>` below this process's own cgroup in that hierarchy.
+        /// `supervisor-<pid>-<start time>` below this process's own cgroup in that hierarchy.
         public var parent: String
 
         public var description: String { version == .v2 ? "cgroup v2" : "cgroup v1" }
@@ -70,7 +70,10 @@ public struct AttemptCgroups: Sendable {
             guard parts.count == 3 else { return nil }
             return (parts[1].split(separator: ","), String(parts[2]))
         }
-        let parentName = "supervisor-\(getpid())"
+        // With the start time: a daemon restarted in a container often gets the same pid,
+        // and a dead one's directories must not be mistaken for its successor's.
+        let started = ProcessIdentity.of(getpid())?.split(separator: ":").last.map(String.init) ?? "0"
+        let parentName = "supervisor-\(getpid())-\(started)"
 
         var unified: Hierarchy?
         var delegation = Delegation(controllers: [], daemonLeaf: nil)

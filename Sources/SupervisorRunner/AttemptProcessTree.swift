@@ -117,16 +117,39 @@ struct ProcessTable {
     }
 }
 
-/// Tells a process from a later one given the same pid: the boot it runs in and the time
-/// it started, in clock ticks since boot.
+/// Tells a process from a later one given the same pid: the boot it runs in, its pid
+/// namespace, and the time it started, in clock ticks since boot.
 public enum ProcessIdentity {
     static let bootID = ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "")
         .trimmingCharacters(in: .whitespacesAndNewlines)
 
-    /// "<boot id>:<start time>", or nil when there is no such process.
+    /// "<boot id>:<pid namespace inode>:<start time>", or nil when /proc does not say (no
+    /// such process, or one this process may not look at).
     public static func of(_ pid: pid_t) -> String? {
         // starttime is field 22 of stat; the fields given start at field 3.
-        guard let fields = ProcessTable.statFields(of: pid), fields.count > 19 else { return nil }
-        return "\(bootID):\(fields[19])"
+        guard let fields = ProcessTable.statFields(of: pid), fields.count > 19, let namespace = namespace(of: pid) else {
+            return nil
+        }
+        return "\(bootID):\(namespace):\(fields[19])"
+    }
+
+    /// The inode of the process's pid namespace, from the "pid:[N]" link.
+    static func namespace(of pid: pid_t) -> String? {
+        guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/pid") else { return nil }
+        return String(link.filter(\.isNumber))
+    }
+
+    /// Whether the process recorded as `recorded` with this pid has certainly ended: the
+    /// host has rebooted since, or, in this process's own pid namespace, the pid is free or
+    /// held by a later process. A process in another pid namespace (a container) cannot
+    /// be judged from here, and counts as alive.
+    public static func isProvablyGone(_ pid: pid_t, recorded: String) -> Bool {
+        let parts = recorded.split(separator: ":")
+        guard parts.count == 3 else { return false }
+        if parts[0] != bootID { return true }
+        guard let own = namespace(of: getpid()), parts[1] == own else { return false }
+        if kill(pid, 0) != 0 && errno == ESRCH { return true }
+        guard let current = of(pid) else { return false }
+        return current != recorded
     }
 }

@@ -80,10 +80,9 @@ public struct HostCleanup: Sendable {
     struct MarkedProcess {
         var pid: pid_t
         var mark: AttemptMark
-        /// Marked by a path under this `work_root` on its command line: ours for sure. A
-        /// cgroup name or an environment is ours only if its job is in this store, as
-        /// another supervisor on the host (another store) has jobs of its own.
-        var byWorkDirectory: Bool
+        /// Who the process was when it was found (nil where /proc does not say), so that a
+        /// pid reused since is not killed.
+        var identity: String?
         var command: String
     }
 
@@ -95,31 +94,32 @@ public struct HostCleanup: Sendable {
         let directories = attemptDirectories()
         let workers = try await store.workers().filter { $0.host == host }
         let running = try await store.runningAttempts()
+        // Another supervisor on the host (another store) has jobs of its own: a mark counts
+        // only for a job of this store.
         var ours: Set<JobID> = []
-        for job in Set(marked.filter { !$0.byWorkDirectory }.map(\.mark.job)) where try await store.job(id: job, owner: nil) != nil {
+        for job in Set(marked.map(\.mark.job)) where try await store.job(id: job, owner: nil) != nil {
             ours.insert(job)
         }
-        let processes = marked.filter { $0.byWorkDirectory || ours.contains($0.mark.job) }
+        let processes = marked.filter { ours.contains($0.mark.job) }
 
-        let live = Set(workers.filter { ProcessIdentity.of($0.pid) == $0.processStart }.map(\.id))
-        let dead = workers.filter { !live.contains($0.id) }
-        let liveAttempts = running.filter { live.contains($0.lease.workerID) && $0.leaseExpiresAt > now }
+        // A worker is dead only when that can be proven; one this process cannot judge (in
+        // another pid namespace, say) holds its attempts until their leases run out.
+        let dead = workers.filter { ProcessIdentity.isProvablyGone($0.pid, recorded: $0.processStart) }
+        let deadIDs = Set(dead.map(\.id))
+        let liveAttempts = running.filter { !deadIDs.contains($0.lease.workerID) && $0.leaseExpiresAt > now }
         let liveMarks = Set(liveAttempts.map { AttemptMark(job: $0.lease.jobID, attempt: $0.lease.attempt) })
         let liveJobs = Set(liveAttempts.map(\.lease.jobID))
         func isLive(_ mark: AttemptMark) -> Bool {
             mark.attempt == nil ? liveJobs.contains(mark.job) : liveMarks.contains(mark)
         }
-
-        var report = Report(dryRun: dryRun)
         let orphans = processes.filter { !isLive($0.mark) }
-        report.killedProcesses = orphans.map {
-            Report.KilledProcess(pid: $0.pid, jobId: $0.mark.job.rawValue, attempt: $0.mark.attempt, command: $0.command)
-        }
         let liveDirectories = Set(liveAttempts.map { "\($0.lease.workerID)/\($0.lease.jobID.rawValue)-\($0.lease.attempt)" })
         let staleDirectories = directories.filter { !liveDirectories.contains("\($0.worker)/\($0.name)") }
-        report.removedDirectories = staleDirectories.map(\.path)
-        let deadIDs = Set(dead.map(\.id))
+
+        var report = Report(dryRun: dryRun)
         if dryRun {
+            report.killedProcesses = orphans.map(Self.killed)
+            report.removedDirectories = staleDirectories.map(\.path)
             report.requeuedJobs = running.filter { $0.leaseExpiresAt < now || deadIDs.contains($0.lease.workerID) }
                 .map(\.lease.jobID.rawValue)
             report.removedCgroups = dead.flatMap { Self.cgroupDirectories(of: $0) }
@@ -129,16 +129,29 @@ public struct HostCleanup: Sendable {
             return report
         }
 
-        for orphan in orphans { kill(orphan.pid, SIGKILL) }
+        var killed: [MarkedProcess] = []
+        for orphan in orphans {
+            // Still the process that was found, still marked the same: a pid reused while
+            // the store was read is someone else's.
+            guard ProcessIdentity.of(orphan.pid) == orphan.identity, mark(of: orphan.pid) == orphan.mark,
+                kill(orphan.pid, SIGKILL) == 0
+            else { continue }
+            killed.append(orphan)
+        }
+        report.killedProcesses = killed.map(Self.killed)
         let deadline = ContinuousClock.now + .seconds(5)
-        while orphans.contains(where: { !ProcessTable.hasEnded($0.pid) }) && ContinuousClock.now < deadline {
+        while killed.contains(where: { !ProcessTable.hasEnded($0.pid) }) && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        for directory in staleDirectories {
-            try? WorkDirectory(root: directory.path).remove()
+        for directory in staleDirectories where (try? WorkDirectory(root: directory.path).remove()) != nil {
+            report.removedDirectories.append(directory.path)
         }
-        // A worker directory that is not a live worker's goes once empty (never its other files).
-        for worker in Set(directories.map(\.worker)).subtracting(live) { rmdir(workRoot + "/" + worker) }
+        // The directory of a dead worker, or of one that has no record, goes once empty
+        // (never its other files).
+        let recorded = Set(workers.map(\.id))
+        for worker in Set(directories.map(\.worker)).filter({ deadIDs.contains($0) || !recorded.contains($0) }) {
+            rmdir(workRoot + "/" + worker)
+        }
         for worker in dead {
             rmdir(workRoot + "/" + worker.id)
             for cgroup in Self.cgroupDirectories(of: worker) where rmdir(cgroup) == 0 {
@@ -154,8 +167,13 @@ public struct HostCleanup: Sendable {
         return report
     }
 
+    private static func killed(_ process: MarkedProcess) -> Report.KilledProcess {
+        Report.KilledProcess(pid: process.pid, jobId: process.mark.job.rawValue, attempt: process.mark.attempt, command: process.command)
+    }
+
     /// Jobs deleted per store call; a sweep makes calls until fewer come back.
     static let pruneBatch = 1000
+    static let pruneBatchesPerSweep = 10
 
     func retentionCutoffs(_ now: Date) -> [JobStatus: Date] {
         func before(_ duration: Duration) -> Date {
@@ -165,15 +183,18 @@ public struct HostCleanup: Sendable {
     }
 
     /// Deletes the finished jobs past retention, then their logs and artifacts: the rows
-    /// first, so that no job is left pointing at files that are gone.
+    /// first, so that no job is left pointing at files that are gone. At most
+    /// `pruneBatchesPerSweep` batches: a large backlog goes over several sweeps, each
+    /// holding the store's write lock briefly.
     private func prune(now: Date) async throws -> [String] {
         var pruned: [String] = []
-        while true {
+        for _ in 0..<Self.pruneBatchesPerSweep {
             let batch = try await store.pruneFinished(endedBefore: retentionCutoffs(now), limit: Self.pruneBatch)
             for id in batch { try? JobFiles(artifactsRoot: artifactsRoot, job: id).remove() }
             pruned += batch.map(\.rawValue)
-            if batch.count < Self.pruneBatch { return pruned }
+            if batch.count < Self.pruneBatch { break }
         }
+        return pruned
     }
 
     /// A dead worker's cgroup directories, innermost first: what is inside each parent
@@ -193,23 +214,24 @@ public struct HostCleanup: Sendable {
     func markedProcesses() -> [MarkedProcess] {
         let own = getpid()
         return ProcessTable.allPIDs().compactMap { pid in
-            guard pid != own, !ProcessTable.hasEnded(pid), let (mark, byWorkDirectory) = mark(of: pid) else { return nil }
+            guard pid != own, !ProcessTable.hasEnded(pid), let mark = mark(of: pid) else { return nil }
             let command = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data())
                 .split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
-            return MarkedProcess(pid: pid, mark: mark, byWorkDirectory: byWorkDirectory, command: String(command.prefix(200)))
+            return MarkedProcess(pid: pid, mark: mark, identity: ProcessIdentity.of(pid), command: String(command.prefix(200)))
         }
     }
 
     /// The attempt a process belongs to: its cgroup's name, its environment, or a work
-    /// directory on its command line (which says the process is this supervisor's).
-    func mark(of pid: pid_t) -> (AttemptMark, byWorkDirectory: Bool)? {
+    /// directory on its command line (an argument that starts with one, or has one after
+    /// `=`, as `--user-data-dir=…`).
+    func mark(of pid: pid_t) -> AttemptMark? {
         if let membership = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) {
             for line in membership.split(separator: "\n") {
                 let components = line.split(separator: "/")
                 guard components.count >= 2, components[components.count - 2].hasPrefix("supervisor-"),
                     let mark = AttemptMark(directoryName: components[components.count - 1])
                 else { continue }
-                return (mark, false)
+                return mark
             }
         }
         if let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") {
@@ -220,15 +242,16 @@ public struct HostCleanup: Sendable {
                 if text.hasPrefix("SUPERVISOR_JOB_ID=") { job = JobID(text.dropFirst("SUPERVISOR_JOB_ID=".count)) }
                 if text.hasPrefix("SUPERVISOR_ATTEMPT=") { attempt = Int(text.dropFirst("SUPERVISOR_ATTEMPT=".count)) }
             }
-            if let job { return (AttemptMark(job: job, attempt: attempt), false) }
+            if let job { return AttemptMark(job: job, attempt: attempt) }
         }
         if let arguments = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") {
             let prefix = workRoot + "/"
             for argument in arguments.split(separator: 0) {
                 let text = String(decoding: argument, as: UTF8.self)
-                guard let range = text.range(of: prefix) else { continue }
-                let components = text[range.upperBound...].split(separator: "/")
-                if components.count >= 2, let mark = AttemptMark(directoryName: components[1]) { return (mark, true) }
+                let path = text.hasPrefix(prefix) ? Substring(text) : text.firstRange(of: "=" + prefix).map { text[text.index(after: $0.lowerBound)...] }
+                guard let path else { continue }
+                let components = path.dropFirst(prefix.count).split(separator: "/")
+                if components.count >= 2, let mark = AttemptMark(directoryName: components[1]) { return mark }
             }
         }
         return nil

@@ -144,6 +144,14 @@ public actor Runner: Service {
         await register()
         await sweepHost()
         let upkeep = Task { await keepUp() }
+        // Apart from the upkeep: a sweep may wait for processes to die or prune a backlog,
+        // and lease renewals must not wait for it.
+        let janitor = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(60))
+                await sweepHost()
+            }
+        }
         let leaseWatch = Task { await watchLeases() }
         await withDiscardingTaskGroup { group in
             await withGracefulShutdownHandler {
@@ -159,6 +167,7 @@ public actor Runner: Service {
             await drain()
         }
         upkeep.cancel()
+        janitor.cancel()
         leaseWatch.cancel()
         context.cgroups.removeParents()
         do {
@@ -355,23 +364,21 @@ public actor Runner: Service {
         }
     }
 
-    /// Lease renewals, heartbeats, cancel requests, the cleanup timer and timed wake-ups,
-    /// until cancelled.
+    /// Lease renewals, heartbeats, cancel requests and timed wake-ups, until cancelled.
     private func keepUp() async {
         let renewEvery = configuration.runner.lease / 3
         var nextRenewal = ContinuousClock.now + renewEvery
-        var nextSweep = ContinuousClock.now + .seconds(60)
         while !Task.isCancelled {
             let now = ContinuousClock.now
             if now >= nextRenewal {
                 await renewLeases()
                 await recoverExpiredLeases()
-                if (try? await store.heartbeat(workerID: worker.id, now: clock.now())) == true { stopClaiming() }
+                switch try? await store.heartbeat(workerID: worker.id, now: clock.now()) {
+                case true?: stopClaiming()
+                case nil: await register()
+                case false?: break
+                }
                 nextRenewal = now + renewEvery
-            }
-            if now >= nextSweep {
-                await sweepHost()
-                nextSweep = now + .seconds(60)
             }
             await forwardCancelRequests()
             // Claimable jobs are looked for once a second at most, for jobs that other

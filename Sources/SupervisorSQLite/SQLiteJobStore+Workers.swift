@@ -38,12 +38,12 @@ extension SQLiteJobStore {
     }
 
     @discardableResult
-    public func heartbeat(workerID: String, now: Date) async throws -> Bool {
+    public func heartbeat(workerID: String, now: Date) async throws -> Bool? {
         try checkOpen()
         return try await writeImmediate { db in
             try Bool.fetchOne(
                 db.cachedStatement(sql: "UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING draining"),
-                arguments: [now.millisecondsSince1970, workerID]) ?? false
+                arguments: [now.millisecondsSince1970, workerID])
         }
     }
 

@@ -38,11 +38,16 @@ public final class SQLiteJobStore: JobStore {
 
     /// Opens the store a `sqlite://PATH` URL names; a relative PATH resolves from `base`.
     public convenience init(url: String, relativeTo base: URL) throws {
+        try self.init(path: Self.path(url: url, relativeTo: base))
+    }
+
+    /// The file a `sqlite://PATH` URL names; a relative PATH resolves from `base`.
+    public static func path(url: String, relativeTo base: URL) throws -> String {
         guard url.hasPrefix("sqlite://"), url.count > "sqlite://".count else {
             throw SQLiteStoreError.invalidURL(url)
         }
         let path = String(url.dropFirst("sqlite://".count))
-        try self.init(path: path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardizedFileURL.path)
+        return path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardizedFileURL.path
     }
 
     public func migrate() async throws {

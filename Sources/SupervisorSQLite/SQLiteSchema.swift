@@ -123,6 +123,7 @@ enum SQLiteSchema {
 public enum SQLiteStoreError: Error, CustomStringConvertible {
     case schemaTooNew(found: Int, supported: Int)
     case invalidURL(String)
+    case missing(String)
 
     public var description: String {
         switch self {
@@ -130,6 +131,8 @@ public enum SQLiteStoreError: Error, CustomStringConvertible {
             "the store has schema version \(found); this supervisor knows up to \(supported): upgrade supervisor"
         case .invalidURL(let url):
             "\(url) is not a sqlite:// store URL"
+        case .missing(let path):
+            "there is no store at \(path)"
         }
     }
 }

@@ -75,9 +75,10 @@ public protocol JobStore: Sendable {
     /// Records a worker at its start, replacing a record with the same id.
     func registerWorker(_ worker: WorkerRecord) async throws
 
-    /// Renews the worker's heartbeat; answers whether it was asked to drain.
+    /// Renews the worker's heartbeat; answers whether it was asked to drain, or nil when
+    /// the worker has no record (a cleanup removed it): it should register again.
     @discardableResult
-    func heartbeat(workerID: String, now: Date) async throws -> Bool
+    func heartbeat(workerID: String, now: Date) async throws -> Bool?
 
     /// Asks a worker to stop claiming; false when there is no such worker.
     func drainWorker(id: String) async throws -> Bool

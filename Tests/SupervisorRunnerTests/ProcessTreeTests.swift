@@ -290,4 +290,21 @@ struct ProcessTreeTests {
         #expect(cgroupPath(of: shared.pids[0]) == cgroupPath(of: shared.pids[1]), "the daemon stayed beside the other process")
         await end(shared.pids, removing: [sharedParent, shared.directory])
     }
+
+    @Test("a worker is judged gone only when that is certain: its pid free or reused, or the host rebooted; not in another pid namespace")
+    func workerIdentity() async throws {
+        let own = try #require(ProcessIdentity.of(getpid()))
+        #expect(!ProcessIdentity.isProvablyGone(getpid(), recorded: own))
+        let parts = own.split(separator: ":").map(String.init)
+        #expect(ProcessIdentity.isProvablyGone(getpid(), recorded: "another-boot:\(parts[1]):\(parts[2])"))
+        #expect(ProcessIdentity.isProvablyGone(getpid(), recorded: "\(parts[0]):\(parts[1]):1"), "the pid now belongs to a later process")
+        #expect(!ProcessIdentity.isProvablyGone(getpid(), recorded: "\(parts[0]):1:1"), "another pid namespace cannot be judged")
+        #expect(!ProcessIdentity.isProvablyGone(getpid(), recorded: "garbled"))
+
+        let (pid, output) = try SpawnedTree.spawn(["/bin/true"], environment: [])
+        close(output)
+        let recorded = ProcessIdentity.of(pid)
+        await SpawnedTree.waitStatus(pid)
+        if let recorded { #expect(ProcessIdentity.isProvablyGone(pid, recorded: recorded), "an exited process") }
+    }
 }
