@@ -12,6 +12,7 @@ import SupervisorRunner
 import SupervisorSandbox
 import SupervisorSQLite
 import SupervisorStore
+import Synchronization
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -134,21 +135,33 @@ enum RunnerAssembly {
     /// Each job type's seccomp program, compiled once per profile and sealed in a memory
     /// file the launchers read. Names the profile does not know are warned about once.
     static func seccompPrograms(_ configuration: SupervisorConfiguration, logger: Logger) throws -> [String: Int32] {
-        var sealed: [String: Int32] = [:]
         var byType: [String: Int32] = [:]
+        var warned: Set<String> = []
         for (name, program) in try compileProfiles(configuration).sorted(by: { $0.key < $1.key }) {
             let reference = program.profile.name
-            if sealed[reference] == nil {
-                if !program.unknownNames.isEmpty {
-                    logger.warning(
-                        "seccomp profile names system calls this libseccomp does not know; they are skipped",
-                        metadata: ["profile": "\(reference)", "names": "\(program.unknownNames.joined(separator: ","))"])
-                }
-                sealed[reference] = try program.sealedDescriptor()
+            if !program.unknownNames.isEmpty && warned.insert(reference).inserted {
+                logger.warning(
+                    "seccomp profile names system calls this libseccomp does not know; they are skipped",
+                    metadata: ["profile": "\(reference)", "names": "\(program.unknownNames.joined(separator: ","))"])
             }
-            byType[name] = sealed[reference]
+            byType[name] = try sealed(program)
         }
         return byType
+    }
+
+    /// Sealed memory files by program, for the life of the process: a SIGHUP reload whose
+    /// profiles compile to the same program reuses the file instead of opening another.
+    /// (One that changes leaves the old file open: attempts started before may still be
+    /// handing it to their launcher.)
+    private static let sealedFiles = Mutex<[[UInt8]: Int32]>([:])
+
+    private static func sealed(_ program: SeccompProgram) throws -> Int32 {
+        try sealedFiles.withLock { files in
+            if let descriptor = files[program.instructions] { return descriptor }
+            let descriptor = try program.sealedDescriptor()
+            files[program.instructions] = descriptor
+            return descriptor
+        }
     }
 
     /// Each job type's profile, compiled once per profile. A profile that is missing or

@@ -246,12 +246,22 @@ struct CleanupTests {
         let held = try await harness.holdRunning(1, until: gate)[0]
         #expect(try await harness.request(.GET, "/api/queue", token: added).status == 401)
 
+        /// The daemon's sealed seccomp programs: a reload with the same profiles opens none.
+        func sealedPrograms() -> Int {
+            let directory = "/proc/\(harness.daemon.process.processIdentifier)/fd"
+            return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).count { name in
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + name))?.hasPrefix("/memfd:") == true
+            }
+        }
+        let programs = sealedPrograms()
+        #expect(programs > 0)
         let original = try String(contentsOf: harness.setup.config, encoding: .utf8)
         try (original + "\n[[auth.tokens]]\ntoken = \"\(added)\"\nowner = \"bob\"\n[job_types.late]\ncommand = [\"/bin/cat\"]\n")
             .write(to: harness.setup.config, atomically: true, encoding: .utf8)
         harness.daemon.signal(SIGHUP)
         let reloaded = await harness.daemon.log.first { $0["message"] == "config reloaded: tokens and job types replaced" }
         #expect(reloaded?["tokens"] == "2")
+        #expect(sealedPrograms() == programs, "the unchanged profiles' programs were reused")
         #expect(try await harness.request(.GET, "/api/queue", token: added).status == 200)
         let late = try await harness.submit("late", token: added)
         #expect(try await harness.ended(late)["status"] == "completed")
