@@ -82,7 +82,7 @@ public struct AttemptCgroups: Sendable {
             if let parent = makeParent(ownDirectory + "/" + parentName) {
                 unified = Hierarchy(version: .v2, parent: parent)
                 delegation = delegate(
-                    Controller.allCases.map(\.rawValue), own: ownDirectory, isRoot: own.path == "/", parent: parent, process: getpid())
+                    Controller.allCases.map(\.rawValue), own: ownDirectory, parent: parent, process: getpid())
             }
         }
         func hierarchy(for controller: Controller) -> Hierarchy? {
@@ -116,8 +116,9 @@ public struct AttemptCgroups: Sendable {
     /// starts. When `process` is the only one in `own`, it moves itself into the leaf
     /// `parent/daemon`, a sibling of the attempts' cgroups, and enables them again. When
     /// other processes share `own`, nothing moves: they are not ours to move, and limits
-    /// go to v1 or rlimits.
-    public static func delegate(_ wanted: [String], own: String, isRoot: Bool, parent: String, process: pid_t) -> Delegation {
+    /// go to v1 or rlimits. The real root never refuses, but the root of a container's
+    /// cgroup namespace ("/" from inside) is a cgroup like any other and may.
+    public static func delegate(_ wanted: [String], own: String, parent: String, process: pid_t) -> Delegation {
         let available = words(in: own + "/cgroup.controllers")
         let controllers = wanted.filter { available.contains($0) }
         guard !controllers.isEmpty else { return Delegation(controllers: [], daemonLeaf: nil) }
@@ -139,7 +140,7 @@ public struct AttemptCgroups: Sendable {
 
         var daemonLeaf: String?
         var inOwn = enable(controllers, in: own)
-        if inOwn.busy, !isRoot, words(in: own + "/cgroup.procs") == [String(process)] {
+        if inOwn.busy, words(in: own + "/cgroup.procs") == [String(process)] {
             let leaf = parent + "/daemon"
             if mkdir(leaf, 0o755) == 0 || errno == EEXIST, write(String(process), to: leaf + "/cgroup.procs") {
                 daemonLeaf = leaf

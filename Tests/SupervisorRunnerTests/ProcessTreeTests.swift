@@ -273,7 +273,7 @@ struct ProcessTreeTests {
         let alone = try service(holding: 1)
         let parent = alone.directory + "/supervisor-test"
         #expect(mkdir(parent, 0o755) == 0)
-        let delegated = AttemptCgroups.delegate([controller], own: alone.directory, isRoot: false, parent: parent, process: alone.pids[0])
+        let delegated = AttemptCgroups.delegate([controller], own: alone.directory, parent: parent, process: alone.pids[0])
         #expect(delegated.controllers == [controller] && delegated.daemonLeaf == parent + "/daemon", "\(delegated)")
         #expect(cgroupPath(of: alone.pids[0]).hasSuffix("/supervisor-test/daemon"))
         let attempt = parent + "/attempt"
@@ -285,7 +285,7 @@ struct ProcessTreeTests {
         let shared = try service(holding: 2)
         let sharedParent = shared.directory + "/supervisor-test"
         #expect(mkdir(sharedParent, 0o755) == 0)
-        let refused = AttemptCgroups.delegate([controller], own: shared.directory, isRoot: false, parent: sharedParent, process: shared.pids[0])
+        let refused = AttemptCgroups.delegate([controller], own: shared.directory, parent: sharedParent, process: shared.pids[0])
         #expect(refused.controllers.isEmpty && refused.daemonLeaf == nil, "\(refused)")
         #expect(cgroupPath(of: shared.pids[0]) == cgroupPath(of: shared.pids[1]), "the daemon stayed beside the other process")
         await end(shared.pids, removing: [sharedParent, shared.directory])
