@@ -82,7 +82,7 @@ struct APIClient {
 
 /// Prints answers as one JSON document (`--json`) or a few readable lines.
 enum Printing {
-    static func json(_ value: JSONValue) {
+    static func json(_ value: some Encodable) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         let data = (try? encoder.encode(value)) ?? Data("null".utf8)

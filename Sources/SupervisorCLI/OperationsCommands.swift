@@ -40,9 +40,7 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         try await store.close()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            Printing.json(report)
             return
         }
         print(dryRun ? "cleanup (dry run: nothing was changed)" : "cleanup")
