@@ -475,10 +475,15 @@ struct StoreScenarios {
         let cancelled = try await accept(submission(at: start))
         let (_, permanentLease) = try await claimOne(now: start)
         let (_, cancelledLease) = try await claimOne(now: start)
-        let failure = AttemptEnding(verdict: .failed(.failPermanent, message: "Item not found"), outcome: .failPermanent, exitCode: 1)
+        let failure = AttemptEnding(
+            verdict: .failed(.failPermanent, message: "Item not found"), outcome: .failPermanent, exitCode: 1,
+            peakMemoryBytes: 123 << 20, browserStartupMilliseconds: 187)
         _ = try await store.finish(permanentLease, failure, now: start)
         let failed = try #require(try await store.job(id: permanent.id, owner: nil))
         #expect(failed.status == .failed)
+        // The attempt's measurements are kept in its history.
+        #expect(failed.attempts.first?.peakMemoryBytes == 123 << 20)
+        #expect(failed.attempts.first?.browserStartupMilliseconds == 187)
         #expect(failed.error == JobError(message: "Item not found", errorClass: .failPermanent))
         #expect(failed.finishedAt == start)
 

@@ -29,6 +29,7 @@ struct ServeCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets[SupervisorMetrics.attemptDuration] = SupervisorMetrics.attemptDurationBuckets
+        factory.durationHistogramBuckets[SupervisorMetrics.browserStartup] = SupervisorMetrics.browserStartupBuckets
         MetricsSystem.bootstrap(factory)
         let runner = configuration.runner.concurrency > 0
             ? try RunnerAssembly.make(configuration: configuration, store: store, logger: logger) : nil
@@ -112,7 +113,25 @@ enum RunnerAssembly {
         return Runner(
             store: store, configuration: configuration, worker: worker, launcher: launcher,
             seccompPrograms: try seccompPrograms(configuration, logger: logger), users: try users(configuration),
-            logger: logger)
+            chromium: try browserProgram(configuration), logger: logger)
+    }
+
+    /// The program of `browser = "chromium"` types: `runner.chromium_path`, looked up on
+    /// `PATH` when it is a bare name. Nil when no type has a browser; when one does and
+    /// there is no such program, start-up stops.
+    static func browserProgram(_ configuration: SupervisorConfiguration) throws -> String? {
+        guard let type = configuration.jobTypes.values.sorted(by: { $0.name < $1.name }).first(where: { $0.browser != nil })
+        else { return nil }
+        let name = configuration.runner.chromiumPath
+        let candidates = name.contains("/")
+            ? [name]
+            : (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map { "\($0)/\(name)" }
+        guard let program = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw CommandFailure(
+                "job_types.\(type.name).browser: runner.chromium_path \"\(name)\" is not an executable"
+                    + (name.contains("/") ? "" : " on PATH") + "; install Debian's chromium, or set runner.chromium_path")
+        }
+        return program
     }
 
     /// Each job type's `run_as` user. A user that does not exist, or a supervisor that
@@ -223,7 +242,9 @@ struct ReloadSignalService: Service {
             }
             if let runner {
                 let programs = try RunnerAssembly.seccompPrograms(fresh, logger: logger)
-                await runner.reload(jobTypes: fresh.jobTypes, seccompPrograms: programs, users: try RunnerAssembly.users(fresh))
+                await runner.reload(
+                    jobTypes: fresh.jobTypes, seccompPrograms: programs, users: try RunnerAssembly.users(fresh),
+                    chromium: try RunnerAssembly.browserProgram(fresh))
             }
             api?.settings.replace(with: fresh)
             var unchanged = fresh
@@ -299,6 +320,7 @@ struct ConfigCommand: AsyncParsableCommand {
             let configuration = try ConfigurationLoader.load(explicitPath: options.config)
             let programs = try RunnerAssembly.compileProfiles(configuration)
             _ = try RunnerAssembly.users(configuration)
+            let browser = try RunnerAssembly.browserProgram(configuration)
             print("config: \(configuration.sourcePath ?? "(none: built-in defaults)") is valid")
             print("listen: \(configuration.server.listen)")
             print("store:  \(configuration.store.url)")
@@ -311,6 +333,7 @@ struct ConfigCommand: AsyncParsableCommand {
                     "  \(type.name): \(type.command.joined(separator: " ")) (timeout \(type.timeout), "
                         + "max_attempts \(type.maxAttempts), profile \(type.profile)"
                         + (type.runAs.map { ", run_as \($0)" } ?? "")
+                        + (type.browser.map { ", browser \($0.rawValue) (\(browser ?? "?"))" } ?? "")
                         + (unknown.isEmpty ? "" : "; skipped, unknown to this libseccomp: \(unknown.joined(separator: " "))") + ")")
             }
         }

@@ -124,9 +124,9 @@ public enum ConfigurationLoader {
             "runner",
             known: [
                 "concurrency", "work_root", "artifacts_root", "port_range", "kill_grace", "lease", "max_log_bytes",
-                "shutdown_grace",
+                "shutdown_grace", "chromium_path",
             ],
-            notYetSupported: ["max_work_dir_bytes", "chromium_path"])
+            notYetSupported: ["max_work_dir_bytes"])
         {
             try readRunner(runner, into: &configuration.runner, baseDirectory: baseDirectory)
         }
@@ -171,9 +171,8 @@ public enum ConfigurationLoader {
                     known: [
                         "command", "timeout", "idle_timeout", "max_attempts", "backoff", "backoff_max", "nofile",
                         "permanent_exit_codes", "env", "concurrency", "profile", "memory_max", "pids_max", "read_paths",
-                        "write_paths", "run_as",
-                    ],
-                    notYetSupported: ["browser"]
+                        "write_paths", "run_as", "browser",
+                    ]
                 ) else { continue }
                 configuration.jobTypes[name] = try readJobType(name: name, section, baseDirectory: baseDirectory)
             }
@@ -239,6 +238,7 @@ public enum ConfigurationLoader {
         }
         if let pids = try section.integer("pids_max", in: 8...4_194_304) { settings.pidsMax = pids }
         if let user = try section.string("run_as"), !user.isEmpty { settings.runAs = user }
+        if let browser = try section.oneOf("browser", JobTypeSettings.Browser.self) { settings.browser = browser }
         for key in ["read_paths", "write_paths"] {
             guard let paths = try section.stringArray(key) else { continue }
             if paths.contains(where: \.isEmpty) {
@@ -284,6 +284,12 @@ public enum ConfigurationLoader {
             runner.maxLogBytes = size
         }
         if let grace = try section.duration("shutdown_grace") { runner.shutdownGrace = grace }
+        if let path = try section.string("chromium_path") {
+            guard !path.isEmpty else {
+                throw ConfigurationError(key: section.keyPath("chromium_path"), message: "must name the browser's program or its path")
+            }
+            runner.chromiumPath = path.contains("/") ? resolve(path.hasPrefix("/") ? path : "./" + path, from: baseDirectory) : path
+        }
     }
 
     private static func directory(_ path: String, _ section: TOMLSection, _ key: String, _ base: URL) throws -> URL {

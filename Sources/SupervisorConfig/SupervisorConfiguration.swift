@@ -80,6 +80,9 @@ public struct RunnerSettings: Sendable, Equatable {
     public var maxLogBytes: Int64
     /// On SIGTERM: how long running attempts may finish before they are interrupted.
     public var shutdownGrace: Duration
+    /// The browser of `browser = "chromium"` types: a name looked up on `PATH` when the
+    /// runner starts, or a path.
+    public var chromiumPath: String
 
     public init(baseDirectory: URL) {
         concurrency = 2
@@ -90,6 +93,7 @@ public struct RunnerSettings: Sendable, Equatable {
         lease = .seconds(30)
         maxLogBytes = 10 << 20
         shutdownGrace = .seconds(30)
+        chromiumPath = "chromium"
     }
 }
 
@@ -189,6 +193,13 @@ public struct JobTypeSettings: Sendable, Equatable {
     /// More paths the job may read, or read and write, where Landlock applies.
     public var readPaths: [String] = []
     public var writePaths: [String] = []
+    /// A browser the supervisor starts for each attempt and hands over as
+    /// `SUPERVISOR_CDP_URL`; nil: the job starts whatever it needs itself.
+    public var browser: Browser?
+
+    public enum Browser: String, Sendable, CaseIterable {
+        case chromium
+    }
 
     public init(
         name: String, command: [String], timeout: Duration = .seconds(300), idleTimeout: Duration = .zero,

@@ -133,10 +133,14 @@ public struct AttemptRecord: Sendable, Equatable {
     public var signal: Int?
     public var outcome: AttemptOutcome?
     public var peakMemoryBytes: Int64?
+    /// For `browser = "chromium"` types: from the attempt's start to its browser's DevTools
+    /// endpoint answering.
+    public var browserStartupMilliseconds: Int?
 
     public init(
         attempt: Int, host: String, workerID: String, startedAt: Date, finishedAt: Date? = nil,
-        exitCode: Int? = nil, signal: Int? = nil, outcome: AttemptOutcome? = nil, peakMemoryBytes: Int64? = nil
+        exitCode: Int? = nil, signal: Int? = nil, outcome: AttemptOutcome? = nil, peakMemoryBytes: Int64? = nil,
+        browserStartupMilliseconds: Int? = nil
     ) {
         self.attempt = attempt
         self.host = host
@@ -147,5 +151,6 @@ public struct AttemptRecord: Sendable, Equatable {
         self.signal = signal
         self.outcome = outcome
         self.peakMemoryBytes = peakMemoryBytes
+        self.browserStartupMilliseconds = browserStartupMilliseconds
     }
 }

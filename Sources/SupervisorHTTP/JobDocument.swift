@@ -82,6 +82,7 @@ struct JobDocument {
             "outcome": attempt.outcome.map { .string($0.rawValue) } ?? .null,
         ]
         if let peak = attempt.peakMemoryBytes { document["peakMemoryBytes"] = .int(peak) }
+        if let startup = attempt.browserStartupMilliseconds { document["browserStartupMs"] = .int(Int64(startup)) }
         return .object(document)
     }
 

@@ -24,11 +24,14 @@ public final class Attempt: Sendable {
         public var landlockABI: Int?
         /// Each job type's `run_as` user, resolved at start-up.
         public var users: [String: RunAsUser]
+        /// The browser program of `browser = "chromium"` types, resolved at start-up; nil
+        /// when no type has one.
+        public var chromium: String?
 
         public init(
             settings: RunnerSettings, workerID: String, launcher: String, ports: DebugPortPool,
             cgroups: AttemptCgroups, supervisorPath: String, seccompPrograms: [String: Int32], landlockABI: Int?,
-            users: [String: RunAsUser]
+            users: [String: RunAsUser], chromium: String? = nil
         ) {
             self.settings = settings
             self.workerID = workerID
@@ -39,6 +42,7 @@ public final class Attempt: Sendable {
             self.seccompPrograms = seccompPrograms
             self.landlockABI = landlockABI
             self.users = users
+            self.chromium = chromium
         }
     }
 
@@ -49,6 +53,8 @@ public final class Attempt: Sendable {
         var resultTooLarge = false
         var failure: (kind: ProgressMarker.FailureKind, message: String)?
         var lastLine = ContinuousClock.now
+        /// From the attempt's start to its browser's DevTools endpoint answering.
+        var browserStartup: Duration?
     }
 
     private struct Control {
@@ -103,6 +109,8 @@ public final class Attempt: Sendable {
         public var progress: JobProgress?
         /// The most memory the attempt used at once, where its cgroup counts it.
         public var peakMemoryBytes: Int64?
+        /// From the attempt's start to its browser answering, for `browser` types.
+        public var browserStartup: Duration?
     }
 
     /// Runs the attempt to its end. `onProgress` gets the latest progress at most every
@@ -110,6 +118,7 @@ public final class Attempt: Sendable {
     public func run(
         progressInterval: Duration = .milliseconds(200), onProgress: @escaping @Sendable (JobProgress) async -> Void
     ) async -> Summary {
+        let started = ContinuousClock.now
         let work = WorkDirectory.location(
             workRoot: context.settings.workRoot, workerID: context.workerID, job: job.id, attempt: lease.attempt)
         let files = JobFiles(artifactsRoot: context.settings.artifactsRoot, job: job.id)
@@ -134,10 +143,11 @@ public final class Attempt: Sendable {
             let limits = AttemptLimits(memoryMax: type.memoryMax, pidsMax: type.pidsMax)
             cgroup = context.cgroups.make(name: "\(job.id.rawValue)-\(lease.attempt)", limits: limits)
             let report = try await execute(
-                work: work, files: files, port: port!, cgroup: cgroup!, log: log, progressInterval: progressInterval,
-                onProgress: onProgress)
+                work: work, files: files, port: port!, cgroup: cgroup!, log: log, started: started,
+                progressInterval: progressInterval, onProgress: onProgress)
+            let (progress, browserStartup) = observations.withLock { ($0.progress, $0.browserStartup) }
             return Summary(
-                report: report, progress: observations.withLock { $0.progress }, peakMemoryBytes: cgroup!.peakMemoryBytes())
+                report: report, progress: progress, peakMemoryBytes: cgroup!.peakMemoryBytes(), browserStartup: browserStartup)
         } catch {
             log.append("supervisor: the attempt could not start: \(error)")
             return Summary(report: AttemptReport(termination: .exited(127)))
@@ -146,7 +156,8 @@ public final class Attempt: Sendable {
 
     private func execute(
         work: WorkDirectory, files: JobFiles, port: Int, cgroup: AttemptCgroup, log: AttemptLog,
-        progressInterval: Duration, onProgress: @escaping @Sendable (JobProgress) async -> Void
+        started: ContinuousClock.Instant, progressInterval: Duration,
+        onProgress: @escaping @Sendable (JobProgress) async -> Void
     ) async throws -> AttemptReport {
         let payloadFile = work.root + "/payload.json"
         try Descriptors.writePrivateFile(payloadFile, job.payload.serialized())
@@ -156,12 +167,11 @@ public final class Attempt: Sendable {
             try Descriptors.writePrivateFile(file, secrets.serialized())
             secretsFile = file
         }
-        let environment = AttemptEnvironment(
+        var environment = AttemptEnvironment(
             jobID: job.id, jobType: job.type, attempt: lease.attempt, workDirectory: work,
             artifactsDirectory: files.artifacts, payloadFile: payloadFile, secretsFile: secretsFile, debugPort: port,
             typeEnvironment: type.environment, supervisorPath: context.supervisorPath)
 
-        let variables = environment.variables
         let user = context.users[job.type]
         if let user {
             // The user's own: what the job must write, and the files it must read.
@@ -169,6 +179,31 @@ public final class Attempt: Sendable {
                 try user.own(path)
             }
         }
+        let tracking: AttemptProcessTree.Tracking = cgroup.unified.map { .cgroup(path: $0) } ?? .processTable
+        // Every output stream of the attempt (the job's two, the browser's) ends here.
+        let (ends, end) = AsyncStream.makeStream(of: Void.self)
+        var streams = 2
+        var roots: [pid_t] = []
+        if let browser = type.browser {
+            streams += 1
+            switch try await startBrowser(
+                browser, work: work, files: files, port: port, cgroup: cgroup, user: user,
+                variables: environment.variables, tracking: tracking, log: log, started: started, end: end)
+            {
+            case .ready(let pid, let url):
+                roots.append(pid)
+                environment.cdpURL = url
+            case .failed(let report, let tree):
+                _ = await drain(tree, streams: 1, ends: ends)
+                control.withLock { control in
+                    control.finished = true
+                    control.killer?.cancel()
+                }
+                return report
+            }
+        }
+        let variables = environment.variables
+
         let stdin = try Descriptors.open(payloadFile)
         defer { close(stdin) }
         let stdout = try Descriptors.pipe()
@@ -186,24 +221,10 @@ public final class Attempt: Sendable {
             stdout.close()
             throw error
         }
-        var arguments = ["--cwd", work.root, "--report-fd", "3", "--nofile", String(type.nofile)]
-        if let unified = cgroup.unified { arguments += ["--cgroup", unified] }
-        for directory in cgroup.joins { arguments += ["--join", directory] }
-        if let bytes = cgroup.fallbackMemoryMax { arguments += ["--rlimit-as", String(bytes)] }
-        if let count = cgroup.fallbackPidsMax { arguments += ["--nproc", String(count)] }
-        if let user { arguments += user.launcherArguments }
-        if let abi = context.landlockABI {
-            let access = AttemptFileAccess(
-                command: type.command, searchPath: variables["PATH"] ?? context.supervisorPath,
-                workDirectory: work.root, artifactsDirectory: files.artifacts, readPaths: type.readPaths,
-                writePaths: type.writePaths)
-            arguments += ["--landlock", String(abi)]
-            for path in access.read { arguments += ["--read", path] }
-            for path in access.write { arguments += ["--write", path] }
-        }
         let seccomp = context.seccompPrograms[job.type]
-        if seccomp != nil { arguments += ["--seccomp-fd", "4"] }
-        arguments += ["--"] + type.command
+        let arguments = launcherArguments(
+            command: type.command, work: work, files: files, cgroup: cgroup, user: user, variables: variables,
+            seccomp: seccomp != nil)
         let pid: pid_t
         do {
             pid = try await ChildProcesses.shared.spawn(
@@ -213,22 +234,25 @@ public final class Attempt: Sendable {
                     seccomp: seccomp))
         } catch {
             for pipe in [stdout, stderr, report] { pipe.close() }
+            // The browser started for this job ends with it.
+            if !roots.isEmpty { await killAndWait(AttemptProcessTree(tracking: tracking, jobID: job.id, roots: roots)) }
             throw error
         }
         for descriptor in [stdout.write, stderr.write, report.write] { close(descriptor) }
         defer { close(report.read) }
 
-        let tree = AttemptProcessTree(
-            tracking: cgroup.unified.map { .cgroup(path: $0) } ?? .processTable, jobID: job.id, root: pid)
+        roots.append(pid)
+        let tree = AttemptProcessTree(tracking: tracking, jobID: job.id, roots: roots)
         let (progressSignals, progressSignal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let (ends, end) = AsyncStream.makeStream(of: Void.self)
         startReading(stdout.read, log: log, progressSignal: progressSignal, end: end)
         startReading(stderr.read, log: log, progressSignal: nil, end: end)
 
-        // A stop asked before the tree existed takes effect now.
+        // A stop asked before the tree existed, or while only the browser's did, takes
+        // effect now on the whole tree.
         control.withLock { control in
             control.tree = tree
             if let stop = control.stop {
+                control.killer?.cancel()
                 control.killer = Self.terminate(
                     tree, immediately: stop == .cancelled || stop == .leaseExpired, grace: context.settings.killGrace)
             }
@@ -250,26 +274,7 @@ public final class Attempt: Sendable {
                 control.killer = Self.terminate(tree, immediately: false, grace: context.settings.killGrace)
             }
         }
-        while !tree.isEmpty { try? await Task.sleep(for: .milliseconds(5)) }
-        // With the tree gone its pipes close; a process that left the tree (moved to
-        // another cgroup, say) could hold them open for ever, so the wait is bounded.
-        let drained = await withTaskGroup(of: Bool.self) { race in
-            race.addTask {
-                var streamsEnded = 0
-                for await _ in ends {
-                    streamsEnded += 1
-                    if streamsEnded == 2 { return true }
-                }
-                return false
-            }
-            race.addTask {
-                try? await Task.sleep(for: .seconds(2))
-                return false
-            }
-            let first = await race.next() ?? false
-            race.cancelAll()
-            return first
-        }
+        let drained = await drain(tree, streams: streams, ends: ends)
         if !drained { log.append("supervisor: a process outside the attempt's tree still holds its output; stopped reading it") }
         let stop = control.withLock { control in
             control.finished = true
@@ -289,6 +294,169 @@ public final class Attempt: Sendable {
                 termination: termination, stoppedBy: outOfMemory ? .oom : stop, failure: seen.failure, result: seen.result,
                 resultTooLarge: seen.resultTooLarge)
         }
+    }
+
+    /// The launcher's arguments for one command of the attempt: its directory, limits,
+    /// cgroups, user, Landlock rules (which depend on the command) and seccomp filter.
+    private func launcherArguments(
+        command: [String], work: WorkDirectory, files: JobFiles, cgroup: AttemptCgroup, user: RunAsUser?,
+        variables: [String: String], seccomp: Bool, forBrowser: Bool = false
+    ) -> [String] {
+        var arguments = ["--cwd", work.root, "--report-fd", "3", "--nofile", String(type.nofile)]
+        if let unified = cgroup.unified { arguments += ["--cgroup", unified] }
+        for directory in cgroup.joins { arguments += ["--join", directory] }
+        // RLIMIT_AS breaks Chromium's address-space reservations (HOST-NOTES): where no
+        // memory cgroup holds `memory_max`, the supervisor's browser runs without it.
+        if let bytes = cgroup.fallbackMemoryMax, !forBrowser { arguments += ["--rlimit-as", String(bytes)] }
+        if let count = cgroup.fallbackPidsMax { arguments += ["--nproc", String(count)] }
+        if let user { arguments += user.launcherArguments }
+        if let abi = context.landlockABI {
+            let access = AttemptFileAccess(
+                command: command, searchPath: variables["PATH"] ?? context.supervisorPath,
+                workDirectory: work.root, artifactsDirectory: files.artifacts, readPaths: type.readPaths,
+                writePaths: type.writePaths)
+            arguments += ["--landlock", String(abi)]
+            for path in access.read { arguments += ["--read", path] }
+            for path in access.write { arguments += ["--write", path] }
+        }
+        if seccomp { arguments += ["--seccomp-fd", "4"] }
+        return arguments + ["--"] + command
+    }
+
+    /// Waits until every process of the tree is gone and its output streams have ended.
+    /// A process that left the tree (moved to another cgroup, say) could hold a pipe open
+    /// for ever, so the wait for the streams is bounded: false when it ran out.
+    private func drain(_ tree: AttemptProcessTree, streams: Int, ends: AsyncStream<Void>) async -> Bool {
+        while !tree.isEmpty { try? await Task.sleep(for: .milliseconds(5)) }
+        return await withTaskGroup(of: Bool.self) { race in
+            race.addTask {
+                var streamsEnded = 0
+                for await _ in ends {
+                    streamsEnded += 1
+                    if streamsEnded == streams { return true }
+                }
+                return false
+            }
+            race.addTask {
+                try? await Task.sleep(for: .seconds(2))
+                return false
+            }
+            let first = await race.next() ?? false
+            race.cancelAll()
+            return first
+        }
+    }
+
+    private enum BrowserStart {
+        case ready(launcher: pid_t, url: String)
+        /// It never answered: the attempt ends with this report once the tree is gone.
+        case failed(AttemptReport, AttemptProcessTree)
+    }
+
+    private enum BrowserEvent {
+        case listening(String)
+        case exited(AttemptReport.Termination)
+        case tooSlow
+    }
+
+    /// Starts the type's browser through the launcher, in the attempt's cgroup, session,
+    /// limits and filter, and waits until its DevTools endpoint answers, it ends, or
+    /// `AttemptBrowser.startupLimit` passes. Its output goes to the attempt's log. From
+    /// then until the job's main process exits, a browser that dies other than by a clean
+    /// exit stops the attempt as `browser_crashed` (retried while attempts remain).
+    private func startBrowser(
+        _ browser: JobTypeSettings.Browser, work: WorkDirectory, files: JobFiles, port: Int, cgroup: AttemptCgroup,
+        user: RunAsUser?, variables: [String: String], tracking: AttemptProcessTree.Tracking, log: AttemptLog,
+        started: ContinuousClock.Instant, end: AsyncStream<Void>.Continuation
+    ) async throws -> BrowserStart {
+        guard let program = context.chromium else {
+            throw BrowserUnavailable(type: job.type)
+        }
+        let command = AttemptBrowser.command(
+            browser, program: program, userDataDirectory: work.userData, port: port,
+            runsAsRoot: user == nil && geteuid() == 0)
+        let seccomp = context.seccompPrograms[job.type]
+        let arguments = launcherArguments(
+            command: command, work: work, files: files, cgroup: cgroup, user: user, variables: variables,
+            seccomp: seccomp != nil, forBrowser: true)
+        let nothing = try Descriptors.open("/dev/null")
+        defer { close(nothing) }
+        // Its stdout, stderr and the launcher's report share one pipe: all of it is log.
+        let output = try Descriptors.pipe()
+        let pid: pid_t
+        do {
+            pid = try await ChildProcesses.shared.spawn(
+                ChildProcesses.Launch(
+                    executable: context.launcher, arguments: arguments, environment: variables, stdin: nothing,
+                    stdout: output.write, stderr: output.write, report: output.write, seccomp: seccomp))
+        } catch {
+            output.close()
+            throw error
+        }
+        close(output.write)
+        let tree = AttemptProcessTree(tracking: tracking, jobID: job.id, roots: [pid])
+        control.withLock { control in
+            control.tree = tree
+            if let stop = control.stop {
+                control.killer = Self.terminate(
+                    tree, immediately: stop == .cancelled || stop == .leaseExpired, grace: context.settings.killGrace)
+            }
+        }
+
+        let (events, event) = AsyncStream.makeStream(of: BrowserEvent.self)
+        OutputLines.start(
+            descriptor: output.read,
+            onLine: { line in
+                log.append("browser: " + String(decoding: line.bytes, as: UTF8.self))
+                if let url = AttemptBrowser.devToolsURL(inLine: line.bytes) { event.yield(.listening(url)) }
+            },
+            onChunk: { log.flush() }, onEnd: { end.yield() })
+        Task { [self] in
+            let termination = await ChildProcesses.shared.termination(of: pid)
+            event.yield(.exited(termination))
+            // A clean exit is the job closing its browser; anything else is a crash.
+            if termination != .exited(0) { stop(.browserCrashed) }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: AttemptBrowser.startupLimit)
+            event.yield(.tooSlow)
+        }
+        defer { timer.cancel() }
+        var pending = events.makeAsyncIterator()
+        let first = await pending.next() ?? .tooSlow
+
+        var termination: AttemptReport.Termination?
+        switch first {
+        case .listening(let url):
+            let startup = ContinuousClock.now - started
+            observations.withLock { $0.browserStartup = startup }
+            return .ready(launcher: pid, url: url)
+        case .exited(let ended):
+            termination = ended
+            log.append("supervisor: the browser ended before its DevTools endpoint answered")
+        case .tooSlow:
+            log.append("supervisor: the browser's DevTools endpoint did not answer within \(AttemptBrowser.startupLimit)")
+        }
+        stop(.browserCrashed)
+        while termination == nil, let happened = await pending.next() {
+            if case .exited(let ended) = happened { termination = ended }
+        }
+        let reason = control.withLock { $0.stop }
+        return .failed(
+            AttemptReport(termination: termination ?? .signaled(SIGKILL), stoppedBy: reason ?? .browserCrashed), tree)
+    }
+
+    /// Kills what runs of the attempt and waits until it is gone.
+    private func killAndWait(_ tree: AttemptProcessTree) async {
+        let killer = Self.terminate(tree, immediately: true, grace: .zero)
+        while !tree.isEmpty { try? await Task.sleep(for: .milliseconds(5)) }
+        killer.cancel()
+    }
+
+    /// A `browser` type on a runner that found no browser program at start-up.
+    struct BrowserUnavailable: Error, CustomStringConvertible {
+        let type: String
+        var description: String { "job type \(type) needs a browser, and none was found when the runner started" }
     }
 
     private func startReading(

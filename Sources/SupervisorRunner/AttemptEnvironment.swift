@@ -55,12 +55,12 @@ public struct AttemptEnvironment: Sendable, Equatable {
             "SUPERVISOR_ARTIFACTS_DIR": artifactsDirectory,
             "SUPERVISOR_PAYLOAD_FILE": payloadFile,
             "HOME": work.home,
-            "TMPDIR": work.tmp,
+            "TMPDIR": work.temporary,
             "XDG_CONFIG_HOME": work.home + "/.config",
             "XDG_CACHE_HOME": work.home + "/.cache",
             "XDG_DATA_HOME": work.home + "/.local/share",
             "XDG_STATE_HOME": work.home + "/.local/state",
-            "XDG_RUNTIME_DIR": work.tmp,
+            "XDG_RUNTIME_DIR": work.temporary,
         ]
         variables.merge(own) { _, supervisor in supervisor }
         if let secretsFile { variables["SUPERVISOR_SECRETS_FILE"] = secretsFile }

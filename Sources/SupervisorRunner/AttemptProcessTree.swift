@@ -15,15 +15,15 @@ public struct AttemptProcessTree: Sendable {
 
     public let tracking: Tracking
     let jobID: JobID
-    /// The launcher: it becomes the job's main process, or, with a cgroup, stays as its
-    /// parent (outside the cgroup) and ends the way the job ends. Its process group is
-    /// the job's.
-    let root: pid_t
+    /// The launchers of the attempt (the job's, and its browser's): each becomes the
+    /// main process of its own session, or, with a cgroup, stays as its parent (outside
+    /// the cgroup) and ends the way it ends. Their process groups are the attempt's.
+    let roots: [pid_t]
 
-    public init(tracking: Tracking, jobID: JobID, root: pid_t) {
+    public init(tracking: Tracking, jobID: JobID, roots: [pid_t]) {
         self.tracking = tracking
         self.jobID = jobID
-        self.root = root
+        self.roots = roots
     }
 
     /// The pids of the tree that have not exited.
@@ -33,7 +33,7 @@ public struct AttemptProcessTree: Sendable {
             guard let text = try? String(contentsOfFile: path + "/cgroup.procs", encoding: .utf8) else { return [] }
             return text.split(separator: "\n").compactMap { pid_t($0) }
         case .processTable:
-            return ProcessTable.snapshot().members(descendingFrom: root, marker: "SUPERVISOR_JOB_ID=\(jobID.rawValue)")
+            return ProcessTable.snapshot().members(descendingFrom: Set(roots), marker: "SUPERVISOR_JOB_ID=\(jobID.rawValue)")
         }
     }
 
@@ -42,8 +42,8 @@ public struct AttemptProcessTree: Sendable {
         if signal == SIGKILL, case .cgroup(let path) = tracking, AttemptCgroups.write("1", to: path + "/cgroup.kill") {
             return
         }
-        // The process group first: it catches children forked while the list was read.
-        kill(-root, signal)
+        // The process groups first: they catch children forked while the list was read.
+        for root in roots { kill(-root, signal) }
         for pid in members() { kill(pid, signal) }
     }
 
@@ -92,14 +92,14 @@ struct ProcessTable {
         return state == "Z" || state == "X"
     }
 
-    /// `root` and its live descendants, and every live process whose environment holds `marker`.
-    func members(descendingFrom root: pid_t, marker: String) -> [pid_t] {
+    /// `roots` and their live descendants, and every live process whose environment holds `marker`.
+    func members(descendingFrom roots: Set<pid_t>, marker: String) -> [pid_t] {
         var members: Set<pid_t> = []
         for pid in parents.keys {
             var current = pid
             var depth = 0
             while current > 1, depth < 4096 {
-                if current == root {
+                if roots.contains(current) {
                     members.insert(pid)
                     break
                 }

@@ -47,8 +47,8 @@ public actor Runner: Service {
 
     public init(
         store: any JobStore, configuration: SupervisorConfiguration, worker: WorkerIdentity, launcher: String,
-        seccompPrograms: [String: Int32], users: [String: RunAsUser] = [:], clock: any WallClock = SystemWallClock(),
-        events: JobEvents = JobEvents(), logger: Logger
+        seccompPrograms: [String: Int32], users: [String: RunAsUser] = [:], chromium: String? = nil,
+        clock: any WallClock = SystemWallClock(), events: JobEvents = JobEvents(), logger: Logger
     ) {
         self.store = store
         self.configuration = configuration
@@ -62,7 +62,7 @@ public actor Runner: Service {
             settings: configuration.runner, workerID: worker.id, launcher: launcher,
             ports: DebugPortPool(range: configuration.runner.portRange), cgroups: cgroups,
             supervisorPath: ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
-            seccompPrograms: seccompPrograms, landlockABI: AttemptFileAccess.kernelABI, users: users)
+            seccompPrograms: seccompPrograms, landlockABI: AttemptFileAccess.kernelABI, users: users, chromium: chromium)
         (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (endings, ending) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -70,12 +70,17 @@ public actor Runner: Service {
     /// How attempts are tracked on this host: a cgroup per attempt, or the process table.
     public nonisolated var tracksWithCgroups: Bool { cgroups.unified != nil }
 
-    /// New job types from a reloaded config, with their compiled seccomp programs and
-    /// `run_as` users: claims from now on use them; running attempts finish as they began.
-    public func reload(jobTypes: [String: JobTypeSettings], seccompPrograms: [String: Int32], users: [String: RunAsUser]) {
+    /// New job types from a reloaded config, with their compiled seccomp programs, `run_as`
+    /// users and browser program: claims from now on use them; running attempts finish as
+    /// they began.
+    public func reload(
+        jobTypes: [String: JobTypeSettings], seccompPrograms: [String: Int32], users: [String: RunAsUser],
+        chromium: String?
+    ) {
         self.jobTypes = jobTypes
         context.seccompPrograms = seccompPrograms
         context.users = users
+        context.chromium = chromium
     }
 
     /// Stops claiming for good, as `supervisor drain` asks; running attempts finish. A drain
@@ -245,7 +250,9 @@ public actor Runner: Service {
         let (outcome, _) = report.outcome(permanentExitCodes: attempt.type.permanentExitCodes)
         SupervisorMetrics.attemptEnded(type: job.type, outcome: outcome.rawValue, duration: seconds)
         var ending = AttemptEnding(
-            verdict: verdict, outcome: outcome, progress: summary.progress, peakMemoryBytes: summary.peakMemoryBytes)
+            verdict: verdict, outcome: outcome, progress: summary.progress, peakMemoryBytes: summary.peakMemoryBytes,
+            browserStartupMilliseconds: summary.browserStartup.map { Int($0.milliseconds) })
+        if let startup = summary.browserStartup { SupervisorMetrics.browserStarted(type: job.type, after: startup) }
         switch report.termination {
         case .exited(let code): ending.exitCode = Int(code)
         case .signaled(let signal): ending.signal = Int(signal)
@@ -258,7 +265,10 @@ public actor Runner: Service {
         await record(lease, ending)
         logger.info(
             "attempt ended",
-            metadata: ["job": "\(job.id)", "attempt": "\(lease.attempt)", "outcome": "\(outcome.rawValue)"])
+            metadata: [
+                "job": "\(job.id)", "attempt": "\(lease.attempt)", "outcome": "\(outcome.rawValue)",
+                "browser_startup_ms": "\(ending.browserStartupMilliseconds.map(String.init) ?? "-")",
+            ])
         attemptEnded(lease)
     }
 

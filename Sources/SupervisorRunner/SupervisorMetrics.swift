@@ -10,6 +10,13 @@ public enum SupervisorMetrics {
         .seconds(120), .seconds(300), .seconds(600), .seconds(1800), .seconds(3600),
     ]
     public static let attemptDuration = "supervisor_attempt_duration_seconds"
+    /// `supervisor_browser_startup_seconds` buckets: Chromium answers in a fraction of a
+    /// second on an idle host, in seconds on a loaded one.
+    public static let browserStartupBuckets: [Duration] = [
+        .milliseconds(100), .milliseconds(200), .milliseconds(300), .milliseconds(500), .seconds(1), .seconds(2),
+        .seconds(5), .seconds(10), .seconds(30),
+    ]
+    public static let browserStartup = "supervisor_browser_startup_seconds"
 
     public static func submitted(type: String) {
         Counter(label: "supervisor_jobs_submitted_total", dimensions: [("type", type)]).increment()
@@ -24,6 +31,12 @@ public enum SupervisorMetrics {
         Timer(label: attemptDuration, dimensions: [("type", type)]).recordNanoseconds(
             duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
         Counter(label: "supervisor_attempts_total", dimensions: [("type", type), ("outcome", outcome)]).increment()
+    }
+
+    /// From an attempt's start to its browser's DevTools endpoint answering.
+    public static func browserStarted(type: String, after duration: Duration) {
+        Timer(label: browserStartup, dimensions: [("type", type)]).recordNanoseconds(
+            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 
     public static func running(_ count: Int) {

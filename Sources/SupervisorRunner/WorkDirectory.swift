@@ -15,6 +15,28 @@ public struct WorkDirectory: Sendable, Equatable {
     public var tmp: String { root + "/tmp" }
     public var userData: String { root + "/user-data" }
 
+    /// What the job gets as `TMPDIR` and `XDG_RUNTIME_DIR`: `tmp/`, or, when that path is
+    /// too long for the Unix sockets programs make below it, a short link to it in `/tmp`.
+    /// A socket's path holds at most 107 bytes, and Chromium's `SingletonSocket` takes 47
+    /// of them below `TMPDIR`: under a typical `work_root` it could not start at all.
+    public var temporary: String {
+        tmp.utf8.count <= Self.longestTemporaryPath ? tmp : temporaryLink
+    }
+
+    static let longestTemporaryPath = 40
+
+    /// Named by a hash of the work directory, so whoever removes the directory (the
+    /// attempt, or cleanup after a crash) finds the link without a record of it.
+    private var temporaryLink: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in root.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "/tmp/supervisor-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
     public init(root: String) {
         self.root = root
     }
@@ -33,6 +55,14 @@ public struct WorkDirectory: Sendable, Equatable {
         for directory in [root, home, tmp, userData] {
             guard mkdir(directory, 0o700) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         }
+        guard temporary != tmp else { return }
+        // Whatever holds the name (a leftover, or someone's squatting) is replaced: the
+        // job's TMPDIR must lead to its own directory and nowhere else.
+        for _ in 0..<2 {
+            if symlink(tmp, temporary) == 0 { return }
+            guard errno == EEXIST, unlink(temporary) == 0 || errno == ENOENT else { break }
+        }
+        throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
     }
 
     /// Makes a directory and any missing parents, with one `mkdir` per missing level
@@ -50,7 +80,15 @@ public struct WorkDirectory: Sendable, Equatable {
     /// followed, and directories the job made unreadable are opened up first. Names go
     /// from `readdir` to `unlinkat` as bytes, so a name that is not UTF-8 is removed too.
     public func remove() throws {
+        if temporary != tmp, Self.linkTarget(temporary) == tmp { unlink(temporary) }
         try Self.remove(root, in: AT_FDCWD)
+    }
+
+    private static func linkTarget(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private static func remove(_ name: UnsafePointer<CChar>, in parent: Int32) throws {

@@ -75,7 +75,7 @@ enum JobRow {
             db.cachedStatement(
                 sql: """
                     SELECT job_id, attempt, host, worker_id, started_at, finished_at, exit_code, signal, outcome,
-                        peak_memory_bytes FROM attempts WHERE job_id IN (\(placeholders)) ORDER BY job_id, attempt
+                        peak_memory_bytes, browser_startup_ms FROM attempts WHERE job_id IN (\(placeholders)) ORDER BY job_id, attempt
                     """),
             arguments: StatementArguments(started.map { jobs[$0].id.rawValue })
         )
@@ -90,7 +90,7 @@ enum JobRow {
                     finishedAt: finished.map(Date.init(millisecondsSince1970:)),
                     exitCode: row["exit_code"], signal: row["signal"],
                     outcome: outcome.flatMap(AttemptOutcome.init(rawValue:)),
-                    peakMemoryBytes: row["peak_memory_bytes"]
+                    peakMemoryBytes: row["peak_memory_bytes"], browserStartupMilliseconds: row["browser_startup_ms"]
                 )
             )
         }

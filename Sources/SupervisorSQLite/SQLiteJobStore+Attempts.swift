@@ -73,12 +73,12 @@ extension SQLiteJobStore {
             }
             try db.executeCached(
                 sql: """
-                    UPDATE attempts SET finished_at = ?, exit_code = ?, signal = ?, outcome = ?, peak_memory_bytes = ?
-                    WHERE job_id = ? AND attempt = ?
+                    UPDATE attempts SET finished_at = ?, exit_code = ?, signal = ?, outcome = ?, peak_memory_bytes = ?,
+                        browser_startup_ms = ? WHERE job_id = ? AND attempt = ?
                     """,
                 arguments: [
                     millis, ending.exitCode, ending.signal, ending.outcome.rawValue, ending.peakMemoryBytes,
-                    lease.jobID.rawValue, lease.attempt,
+                    ending.browserStartupMilliseconds, lease.jobID.rawValue, lease.attempt,
                 ]
             )
             let common = "updated_at = ?, progress = COALESCE(?, progress), lease_owner = NULL, lease_expires_at = NULL"

@@ -101,6 +101,10 @@ enum SQLiteSchema {
         """
         ALTER TABLE workers ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
         """,
+        // 6: how long a supervisor-launched browser took to come up, per attempt.
+        """
+        ALTER TABLE attempts ADD COLUMN browser_startup_ms INTEGER;
+        """,
     ]
 
     static var latestVersion: Int { migrations.count }

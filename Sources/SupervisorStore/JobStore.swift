@@ -161,10 +161,13 @@ public struct AttemptEnding: Sendable, Equatable {
     /// For `.retry`: when the job becomes claimable again.
     public var retryAt: Date?
     public var peakMemoryBytes: Int64?
+    /// For `browser = "chromium"` types: from the attempt's start to its browser answering.
+    public var browserStartupMilliseconds: Int?
 
     public init(
         verdict: AttemptVerdict, outcome: AttemptOutcome, exitCode: Int? = nil, signal: Int? = nil,
-        progress: JobProgress? = nil, retryAt: Date? = nil, peakMemoryBytes: Int64? = nil
+        progress: JobProgress? = nil, retryAt: Date? = nil, peakMemoryBytes: Int64? = nil,
+        browserStartupMilliseconds: Int? = nil
     ) {
         self.verdict = verdict
         self.outcome = outcome
@@ -173,6 +176,7 @@ public struct AttemptEnding: Sendable, Equatable {
         self.progress = progress
         self.retryAt = retryAt
         self.peakMemoryBytes = peakMemoryBytes
+        self.browserStartupMilliseconds = browserStartupMilliseconds
     }
 }
 

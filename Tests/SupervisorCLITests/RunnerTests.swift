@@ -110,7 +110,7 @@ struct RunnerHarness {
     }
 
     func request(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, token: String? = nil) async throws
-        -> (status: UInt, document: JSONValue, text: String)
+        -> (status: UInt, document: JSONValue, text: String, data: Data)
     {
         var request = HTTPClientRequest(url: daemon.baseURL + path)
         request.method = method
@@ -122,7 +122,7 @@ struct RunnerHarness {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 64 << 20)
         let data = Data(bytes.readableBytesView)
-        return (response.status.code, (try? JSONValue(parsing: data)) ?? .null, String(decoding: data, as: UTF8.self))
+        return (response.status.code, (try? JSONValue(parsing: data)) ?? .null, String(decoding: data, as: UTF8.self), data)
     }
 
     /// Waits for the daemon to log that the job's attempt ended, then reads the job.
@@ -254,7 +254,13 @@ struct RunnerTests {
         #expect(environment["PATH"] == ProcessInfo.processInfo.environment["PATH"])
         let workDir = try #require(environment["SUPERVISOR_WORK_DIR"])
         #expect(environment["HOME"] == workDir + "/home")
-        #expect(environment["TMPDIR"] == workDir + "/tmp")
+        // The harness's work root is long: TMPDIR is the short link, leading to tmp/.
+        let temporary = try #require(environment["TMPDIR"])
+        #expect(temporary.hasPrefix("/tmp/supervisor-") && temporary.utf8.count == 32)
+        #expect(environment["XDG_RUNTIME_DIR"] == temporary)
+        let resolved = try String(contentsOf: files.appendingPathComponent("tmpdir.txt"), encoding: .utf8)
+        #expect(resolved.trimmingCharacters(in: .newlines) == workDir + "/tmp")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: temporary)) == nil, "the link is removed with the work dir")
         #expect(environment["SUPERVISOR_USER_DATA_DIR"] == workDir + "/user-data")
         #expect(workDir.hasPrefix(harness.workRoot.path))
         let stdin = try Data(contentsOf: files.appendingPathComponent("stdin.json"))

@@ -104,6 +104,9 @@ struct ConfigurationTests {
             read_paths = ["/srv/models", "./shared"]
             write_paths = ["/var/spool/shots"]
             run_as = "shots"
+            browser = "chromium"
+            [runner]
+            chromium_path = "./bin/chromium"
             """
         )
         #expect(configuration.server.listen == ListenAddress(host: "0.0.0.0", port: 9000))
@@ -127,6 +130,8 @@ struct ConfigurationTests {
         #expect(shot.readPaths == ["/srv/models", "/etc/supervisor/shared"])
         #expect(shot.writePaths == ["/var/spool/shots"])
         #expect(shot.runAs == "shots")
+        #expect(shot.browser == .chromium)
+        #expect(configuration.runner.chromiumPath == "/etc/supervisor/bin/chromium")
     }
 
     @Test("errors name the key", arguments: [
@@ -153,7 +158,7 @@ struct ConfigurationTests {
         ("[server]\nlisten = \"0.0.0.0:8080\"", "server.listen", "not a loopback address"),
         ("[store]\nurl = \"mysql://x\"", "store.url", "is not a store URL"),
         ("[store]\nurl = \"postgres://u@h/db\"", "store.url", "not supported yet"),
-        ("[runner]\nchromium_path = \"chromium\"", "runner.chromium_path", "not supported yet"),
+        ("[runner]\nchromium_path = \"\"", "runner.chromium_path", "must name the browser"),
         ("[runner]\nport_range = \"9500-9400\"", "runner.port_range", "LOW-HIGH"),
         ("[runner]\nconcurrency = -1", "runner.concurrency", "between 0"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nbackoff = \"10s\"\nbackoff_max = \"1s\"", "job_types.a.backoff_max", "shorter"),
@@ -168,7 +173,7 @@ struct ConfigurationTests {
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nmemory_max = \"1M\"", "job_types.a.memory_max", "at least 4M"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\npids_max = 2", "job_types.a.pids_max", "must be between"),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nprofile = \"\"", "job_types.a.profile", "must name a profile"),
-        ("[job_types.a]\ncommand = [\"/bin/true\"]\nbrowser = \"chromium\"", "job_types.a.browser", "not supported yet"),
+        ("[job_types.a]\ncommand = [\"/bin/true\"]\nbrowser = \"firefox\"", "job_types.a.browser", "must be one of \"chromium\""),
         ("[job_types.a]\ncommand = [\"/bin/true\"]\nread_paths = [\"\"]", "job_types.a.read_paths", "empty path"),
         ("this is = not toml =", "", "not valid TOML"),
     ])

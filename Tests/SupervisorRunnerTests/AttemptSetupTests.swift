@@ -21,9 +21,15 @@ struct AttemptSetupTests {
         let files = FileManager.default
         try files.createDirectory(atPath: work.root, withIntermediateDirectories: true)
         try "left over".write(toFile: work.root + "/stale", atomically: true, encoding: .utf8)
+        // Someone else's link in TMPDIR's place is replaced, never followed.
+        try files.createSymbolicLink(atPath: work.temporary, withDestinationPath: workRoot.path)
         try work.create()
         let entries = try files.contentsOfDirectory(atPath: work.root).sorted()
         #expect(entries == ["home", "tmp", "user-data"])
+        // This work root is long, so TMPDIR is a short link in /tmp to tmp/.
+        #expect(work.temporary.hasPrefix("/tmp/supervisor-") && work.temporary.utf8.count == 32)
+        #expect(try files.destinationOfSymbolicLink(atPath: work.temporary) == work.tmp)
+        #expect(WorkDirectory(root: "/w/1").temporary == "/w/1/tmp", "a short tmp/ needs no link")
         #expect(try files.contentsOfDirectory(atPath: work.userData).isEmpty)
         for directory in [work.root, work.home, work.tmp, work.userData] {
             let mode = try files.attributesOfItem(atPath: directory)[.posixPermissions] as? Int
@@ -47,6 +53,7 @@ struct AttemptSetupTests {
 
         try work.remove()
         #expect(!FileManager.default.fileExists(atPath: work.root))
+        #expect((try? files.destinationOfSymbolicLink(atPath: work.temporary)) == nil)
         #expect(try String(contentsOf: outside, encoding: .utf8) == "keep me")
         try work.remove()
     }
@@ -67,10 +74,10 @@ struct AttemptSetupTests {
             "SUPERVISOR_JOB_ID": job.rawValue, "SUPERVISOR_JOB_TYPE": "shot", "SUPERVISOR_ATTEMPT": "1",
             "SUPERVISOR_WORK_DIR": root, "SUPERVISOR_USER_DATA_DIR": root + "/user-data",
             "SUPERVISOR_DEBUG_PORT": "9301", "SUPERVISOR_ARTIFACTS_DIR": "/artifacts/\(job.rawValue)",
-            "SUPERVISOR_PAYLOAD_FILE": root + "/payload.json", "HOME": root + "/home", "TMPDIR": root + "/tmp",
+            "SUPERVISOR_PAYLOAD_FILE": root + "/payload.json", "HOME": root + "/home", "TMPDIR": work.temporary,
             "XDG_CONFIG_HOME": root + "/home/.config", "XDG_CACHE_HOME": root + "/home/.cache",
             "XDG_DATA_HOME": root + "/home/.local/share", "XDG_STATE_HOME": root + "/home/.local/state",
-            "XDG_RUNTIME_DIR": root + "/tmp", "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+            "XDG_RUNTIME_DIR": work.temporary, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
         ])
 
         environment.typeEnvironment["PATH"] = "/opt/venv/bin:/usr/bin"

@@ -102,7 +102,7 @@ struct ProcessTreeTests {
                 sleep 0.2; echo ready; wait
                 """,
             jobID: id)
-        let tracked = AttemptProcessTree(tracking: .processTable, jobID: id, root: tree.pid)
+        let tracked = AttemptProcessTree(tracking: .processTable, jobID: id, roots: [tree.pid])
         let members = tracked.members()
         #expect(members.contains(tree.pid))
         #expect(members.count >= 3, "\(members)")
@@ -158,7 +158,7 @@ struct ProcessTreeTests {
         let tree = try await SpawnedTree.start(
             script: "setsid sleep 100 </dev/null >/dev/null 2>&1 & sleep 100 & echo ready; wait",
             jobID: id, launcherOptions: ["--cgroup", path])
-        let tracked = AttemptProcessTree(tracking: .cgroup(path: path), jobID: id, root: tree.pid)
+        let tracked = AttemptProcessTree(tracking: .cgroup(path: path), jobID: id, roots: [tree.pid])
         let members = tracked.members()
         #expect(members.count == 3, "\(members)")
         #expect(!members.contains(tree.pid), "the launcher stays outside, as the job's parent")
