@@ -7,50 +7,24 @@
 Usage: runner.py BINARY WORKDIR [launch|throughput|flood|all]
 """
 
-import http.client
 import json
 import os
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+import daemon
+from daemon import quantile
 
 BINARY, WORK = os.path.abspath(sys.argv[1]), sys.argv[2]
 WHICH = sys.argv[3] if len(sys.argv) > 3 else "all"
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOUCH = os.path.join(HERE, "jobs", "touch-fifo.sh")
 FLOOD = os.path.join(HERE, "..", "Tests", "SupervisorCLITests", "Jobs", "flood.sh")
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Daemon:
-    def __init__(self, concurrency, work_root="./supervisor-data/work"):
-        self.dir = tempfile.mkdtemp(dir=WORK)
-        self.connections = threading.local()
-        self.port = free_port()
-        with open(os.path.join(self.dir, "supervisor.toml"), "w") as f:
-            f.write(f"""
-[server]
-listen = "127.0.0.1:{self.port}"
-[store]
-url = "sqlite://./jobs.sqlite"
-[runner]
-concurrency = {concurrency}
-work_root = "{work_root}"
-[limits]
-max_pending = 100000000
-max_pending_per_owner = 100000000
-[log]
-level = "warning"
+JOB_TYPES = f"""
 [job_types.touch]
 command = ["/bin/sh", "{TOUCH}"]
 write_paths = ["{os.path.abspath(WORK)}"]   # the FIFOs, where Landlock confines jobs
@@ -59,54 +33,11 @@ command = ["/bin/true"]
 [job_types.flood]
 command = ["/bin/sh", "{FLOOD}"]
 timeout = "10m"
-""")
-        self.log = open(os.path.join(self.dir, "daemon.log"), "w")
-        self.process = subprocess.Popen([BINARY, "serve", "--config", "supervisor.toml"], cwd=self.dir,
-                                        stderr=self.log, stdout=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                self.get("/healthz")
-                return
-            except (OSError, http.client.HTTPException):
-                time.sleep(0.05)
-        raise SystemExit("the daemon did not start; see " + self.log.name)
+"""
 
-    def request(self, method, path, body=None):
-        # One kept-alive connection per client thread, as a web app's HTTP pool has: a new
-        # TCP connection per request would measure the client's connects, not the daemon.
-        connection = getattr(self.connections, "connection", None)
-        if connection is None:
-            connection = self.connections.connection = http.client.HTTPConnection("127.0.0.1", self.port)
-        data = json.dumps(body).encode() if body is not None else None
-        try:
-            connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            self.connections.connection = None
-            raise
-        if response.status >= 300:
-            raise SystemExit(f"{method} {path}: {response.status} {payload[:200]!r}")
-        return json.loads(payload)
 
-    def get(self, path):
-        return self.request("GET", path)
-
-    def submit(self, job_type, payload=None):
-        return self.request("POST", "/api/jobs", {"type": job_type, "payload": payload})["jobId"]
-
-    def wait_finished(self, job_id):
-        while True:
-            job = self.get(f"/api/jobs/{job_id}")
-            if job["status"] in ("completed", "failed", "cancelled"):
-                return job
-            time.sleep(0.01)
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait()
+def start_daemon(concurrency, work_root="./supervisor-data/work"):
+    return daemon.Daemon(BINARY, WORK, concurrency, JOB_TYPES, work_root)
 
 
 def time_fifo(start_job):
@@ -131,7 +62,7 @@ def time_fifo(start_job):
 
 
 def launch(samples=200):
-    daemon = Daemon(concurrency=1)
+    supervisor = start_daemon(concurrency=1)
     try:
         payload_file = os.path.join(WORK, "payload.json")
 
@@ -146,7 +77,7 @@ def launch(samples=200):
         supervised, spawned = [], []
         for index in range(samples + 10):
             # Interleaved, so both see the same machine.
-            s = time_fifo(lambda fifo: daemon.submit("touch", fifo))
+            s = time_fifo(lambda fifo: supervisor.submit("touch", fifo))
             r = time_fifo(raw)
             if index >= 10:
                 supervised.append(s * 1000)
@@ -158,7 +89,7 @@ def launch(samples=200):
               f"raw spawn p50 {p50r:.2f} ms (p90 {quantile(spawned, 0.9):.2f}); "
               f"overhead {p50s - p50r:.2f} ms over raw, {samples} samples each")
     finally:
-        daemon.stop()
+        supervisor.stop()
 
 
 def throughput(jobs=2000, clients=8):
@@ -174,21 +105,21 @@ def throughput(jobs=2000, clients=8):
         return jobs / (time.perf_counter() - begin)
 
     def supervised(work_root):
-        daemon = Daemon(concurrency=4, work_root=work_root)
+        supervisor = start_daemon(concurrency=4, work_root=work_root)
         try:
             # Submitted by several clients at once, as web apps do: one client waiting for
             # each durable 202 in turn would measure its own round trips, not the runner.
             begin = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:
-                list(pool.map(lambda _: daemon.submit("true"), range(jobs)))
+                list(pool.map(lambda _: supervisor.submit("true"), range(jobs)))
             submitted = time.perf_counter() - begin
-            done_by_then = daemon.get("/api/queue")["completed"]
-            while daemon.get("/api/queue")["completed"] < jobs:
+            done_by_then = supervisor.get("/api/queue")["completed"]
+            while supervisor.get("/api/queue")["completed"] < jobs:
                 time.sleep(0.02)
             total = time.perf_counter() - begin
-            failed = daemon.get("/api/queue")["failed"]
+            failed = supervisor.get("/api/queue")["failed"]
         finally:
-            daemon.stop()
+            supervisor.stop()
         return jobs / total, (jobs - done_by_then) / max(total - submitted, 1e-9), failed
 
     shm = tempfile.mkdtemp(dir="/dev/shm") if os.path.isdir("/dev/shm") else None
@@ -212,11 +143,11 @@ def flood():
     subprocess.run(f"/bin/sh {FLOOD} | cat > /dev/null", shell=True, check=True)
     raw = time.perf_counter() - begin
 
-    daemon = Daemon(concurrency=1)
+    supervisor = start_daemon(concurrency=1)
     try:
-        job = daemon.wait_finished(daemon.submit("flood"))
+        job = supervisor.wait_finished(supervisor.submit("flood"))
     finally:
-        daemon.stop()
+        supervisor.stop()
     attempt = job["attempts"][-1]
     from datetime import datetime
     started = datetime.fromisoformat(attempt["startedAt"].replace("Z", "+00:00"))
@@ -224,11 +155,6 @@ def flood():
     supervised = (finished - started).total_seconds()
     print(f"flood: 1M markers under the runner {supervised:.2f} s (status {job['status']}, last progress "
           f"{job['progress']}), piped into cat {raw:.2f} s; ratio {supervised / raw:.2f}x")
-
-
-def quantile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 if WHICH in ("launch", "all"):
