@@ -86,7 +86,7 @@ public final class Attempt: Sendable {
     /// main process has exited, the job's own ending stands and a stop only hastens the
     /// end of what it left behind.
     public func stop(_ reason: AttemptReport.Stop) {
-        let immediately = reason == .cancelled || reason == .leaseExpired
+        let immediately = Self.killsAtOnce(reason)
         control.withLock { control in
             guard !control.finished else { return }
             if !control.mainExited {
@@ -98,6 +98,23 @@ public final class Attempt: Sendable {
             guard let tree = control.tree else { return }
             control.killer?.cancel()
             control.killer = Self.terminate(tree, immediately: immediately, grace: context.settings.killGrace)
+        }
+    }
+
+    /// A cancel, or a lease this worker lost, kills the tree at once.
+    private static func killsAtOnce(_ reason: AttemptReport.Stop) -> Bool {
+        reason == .cancelled || reason == .leaseExpired
+    }
+
+    /// Makes `tree` the one stops act on: the browser's alone, then the browser's and the
+    /// job's. A stop asked before, while nothing or less of the attempt ran, takes effect
+    /// now on the whole of it.
+    private func track(_ tree: AttemptProcessTree) {
+        control.withLock { control in
+            control.tree = tree
+            guard let stop = control.stop else { return }
+            control.killer?.cancel()
+            control.killer = Self.terminate(tree, immediately: Self.killsAtOnce(stop), grace: context.settings.killGrace)
         }
     }
 
@@ -247,16 +264,7 @@ public final class Attempt: Sendable {
         startReading(stdout.read, log: log, progressSignal: progressSignal, end: end)
         startReading(stderr.read, log: log, progressSignal: nil, end: end)
 
-        // A stop asked before the tree existed, or while only the browser's did, takes
-        // effect now on the whole tree.
-        control.withLock { control in
-            control.tree = tree
-            if let stop = control.stop {
-                control.killer?.cancel()
-                control.killer = Self.terminate(
-                    tree, immediately: stop == .cancelled || stop == .leaseExpired, grace: context.settings.killGrace)
-            }
-        }
+        track(tree)
         let watchdogs = startWatchdogs()
         let publisher = Task {
             for await _ in progressSignals {
@@ -395,13 +403,7 @@ public final class Attempt: Sendable {
         }
         close(output.write)
         let tree = AttemptProcessTree(tracking: tracking, jobID: job.id, roots: [pid])
-        control.withLock { control in
-            control.tree = tree
-            if let stop = control.stop {
-                control.killer = Self.terminate(
-                    tree, immediately: stop == .cancelled || stop == .leaseExpired, grace: context.settings.killGrace)
-            }
-        }
+        track(tree)
 
         let (events, event) = AsyncStream.makeStream(of: BrowserEvent.self)
         OutputLines.start(
