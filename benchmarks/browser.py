@@ -2,7 +2,8 @@
 
   startup     attempt start -> SUPERVISOR_CDP_URL ready (the attempt's browserStartupMs),
               interleaved with a bare `chromium --headless=new` start to "DevTools listening"
-              with the same flags, fresh user-data dir each time
+              with the same flags, fresh user-data dir each time; as root, also a bare start
+              without capabilities (what the launcher leaves an attempt, SPEC section 7)
   screenshot  the screenshot example against a local page at concurrency 2 and 4: jobs per
               minute, and each attempt's peak memory (its cgroup's high-water mark)
 
@@ -52,13 +53,19 @@ concurrency = {concurrency}
 """
 
 
-def bare_start():
-    """Seconds from spawning Chromium to its "DevTools listening" line."""
+# Root keeps every capability across exec; an empty bounding set leaves it none, as the
+# launcher does. Chromium raises its threads' priority (setpriority -8), which only
+# CAP_SYS_NICE allows: this baseline tells that cost from the supervisor's own.
+WITHOUT_CAPABILITIES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"] if os.geteuid() == 0 else None
+
+
+def bare_start(prefix=()):
+    """Seconds from spawning Chromium (under `prefix`) to its "DevTools listening" line."""
     user_data = tempfile.mkdtemp(dir=WORK)
     port = daemon.free_port()
     begin = time.perf_counter()
     browser = subprocess.Popen(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={user_data}", f"--remote-debugging-port={port}", "about:blank"],
+        [*prefix, CHROMIUM, *FLAGS, f"--user-data-dir={user_data}", f"--remote-debugging-port={port}", "about:blank"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
     elapsed = None
     for line in browser.stderr:
@@ -73,14 +80,16 @@ def bare_start():
     return elapsed
 
 
-def startup(samples=20):
+def startup(samples=30):
     supervisor = daemon.Daemon(BINARY, WORK, 1, job_types(1))
     try:
         bare_start()  # a first start fills the page cache for both
         supervisor.wait_finished(supervisor.submit("ready"))
-        bare, supervised = [], []
+        bare, capless, supervised = [], [], []
         for _ in range(samples):
             bare.append(bare_start() * 1000)
+            if WITHOUT_CAPABILITIES:
+                capless.append(bare_start(WITHOUT_CAPABILITIES) * 1000)
             job = supervisor.wait_finished(supervisor.submit("ready"))
             if job["status"] != "completed":
                 raise SystemExit(f"a browser attempt failed: {job}")
@@ -92,6 +101,11 @@ def startup(samples=20):
     print(f"browser start-up over {samples} attempts, interleaved: attempt start -> SUPERVISOR_CDP_URL "
           f"p50 {p50:.0f} ms, p95 {p95:.0f} ms; bare chromium -> DevTools listening p50 {p50_bare:.0f} ms, "
           f"p95 {p95_bare:.0f} ms; ratio p50 {p50 / p50_bare:.2f}x, p95 {p95 / p95_bare:.2f}x")
+    if capless:
+        p50_capless, p95_capless = statistics.median(capless), quantile(capless, 0.95)
+        print(f"  bare chromium without capabilities -> DevTools listening p50 {p50_capless:.0f} ms, "
+              f"p95 {p95_capless:.0f} ms; attempt against it: ratio p50 {p50 / p50_capless:.2f}x, "
+              f"p95 {p95 / p95_capless:.2f}x")
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
