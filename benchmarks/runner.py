@@ -62,8 +62,8 @@ def time_fifo(start_job):
     return elapsed
 
 
-def launch(samples=200):
-    supervisor = start_daemon(concurrency=1)
+def launch(work_root, samples=200):
+    supervisor = start_daemon(concurrency=1, work_root=work_root)
     try:
         payload_file = os.path.join(WORK, "payload.json")
 
@@ -85,19 +85,39 @@ def launch(samples=200):
                 spawned.append(r * 1000)
         for process in raw.processes:
             process.wait()
-        p50s, p50r = statistics.median(supervised), statistics.median(spawned)
-        print(f"launch: enqueue -> first instruction p50 {p50s:.2f} ms (p90 {quantile(supervised, 0.9):.2f}), "
-              f"raw spawn p50 {p50r:.2f} ms (p90 {quantile(spawned, 0.9):.2f}); "
-              f"overhead {p50s - p50r:.2f} ms over raw, {samples} samples each")
+        return supervised, spawned
     finally:
         supervisor.stop()
 
 
+def places():
+    """Where the launch and throughput benchmarks put attempt directories: the data disk
+    (the default `work_root`), then tmpfs. Each attempt makes and removes four directories
+    and a payload file there (its log, artifacts and TMPDIR link stay on the disk). On an
+    ext4 without a journal (these VMs) every new inode is found by scanning past those
+    deleted in the last minute (six while the inode table is dirty): a cost that grows
+    with the rate of attempts, lingers minutes after them, and that tmpfs does not have."""
+    yield "work_root on the data disk", "./supervisor-data/work"
+    if not os.path.isdir("/dev/shm"):
+        print("work_root on tmpfs: skipped, no /dev/shm")
+        return
+    shm = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        yield "work_root on tmpfs", shm
+    finally:
+        subprocess.run(["rm", "-rf", shm])
+
+
+def report_launch():
+    for place, work_root in places():
+        supervised, spawned = launch(work_root)
+        p50s, p50r = statistics.median(supervised), statistics.median(spawned)
+        print(f"launch ({place}): enqueue -> first instruction p50 {p50s:.2f} ms (p90 "
+              f"{quantile(supervised, 0.9):.2f}), raw spawn p50 {p50r:.2f} ms (p90 {quantile(spawned, 0.9):.2f}); "
+              f"overhead {p50s - p50r:.2f} ms over raw, {len(supervised)} samples each")
+
+
 def throughput(jobs=2000, clients=8):
-    """Twice: with attempt directories on the data disk (the default `work_root`), and on
-    tmpfs. Each attempt makes and removes four directories; on an ext4 without a journal
-    (these VMs) every new inode is found by scanning past the ones deleted in the last
-    minutes, a cost that grows with the rate of attempts and that tmpfs does not have."""
     from concurrent.futures import ThreadPoolExecutor
 
     def raw():
@@ -123,20 +143,12 @@ def throughput(jobs=2000, clients=8):
             supervisor.stop()
         return jobs / total, (jobs - done_by_then) / max(total - submitted, 1e-9), failed
 
-    shm = tempfile.mkdtemp(dir="/dev/shm") if os.path.isdir("/dev/shm") else None
-    try:
-        for place, work_root in (("work_root on the data disk", "./supervisor-data/work"), ("work_root on tmpfs", shm)):
-            if work_root is None:
-                print(f"throughput ({place}): skipped, no /dev/shm")
-                continue
-            raw_rate = raw()
-            rate, drain, failed = supervised(work_root)
-            print(f"throughput ({place}): {rate:.0f} /bin/true jobs/s end to end at concurrency 4 ({jobs} jobs "
-                  f"from {clients} clients, {failed} failed; {drain:.0f}/s once all were queued), raw xargs -P4 "
-                  f"fork+exec {raw_rate:.0f}/s just before; ratio {rate / raw_rate:.2f}x")
-    finally:
-        if shm:
-            subprocess.run(["rm", "-rf", shm])
+    for place, work_root in places():
+        raw_rate = raw()
+        rate, drain, failed = supervised(work_root)
+        print(f"throughput ({place}): {rate:.0f} /bin/true jobs/s end to end at concurrency 4 ({jobs} jobs "
+              f"from {clients} clients, {failed} failed; {drain:.0f}/s once all were queued), raw xargs -P4 "
+              f"fork+exec {raw_rate:.0f}/s just before; ratio {rate / raw_rate:.2f}x")
 
 
 def flood():
@@ -159,7 +171,7 @@ def flood():
 
 
 if WHICH in ("launch", "all"):
-    launch()
+    report_launch()
 if WHICH in ("throughput", "all"):
     throughput()
 if WHICH in ("flood", "all"):
