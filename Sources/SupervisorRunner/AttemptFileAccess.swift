@@ -25,10 +25,23 @@ public struct AttemptFileAccess: Sendable, Equatable {
         return version > 0 ? Int(version) : nil
     }()
 
+    /// What a supervisor-started browser needs beyond a job.
+    public enum Browser: Sendable {
+        /// As root, Chromium runs with `--no-sandbox`: the job's rules hold for it.
+        case withoutOwnSandbox
+        /// As a `run_as` user, Chromium keeps its own sandbox (SPEC section 7), whose user
+        /// namespace is set up by writing `/proc/self/{setgroups,uid_map,gid_map}`: it may
+        /// write below `/proc`. Landlock rules name directories, not "self", and each
+        /// Chromium process has its own. What else is writable there stays the user's by
+        /// permission, and the entries of other processes that matter check ptrace access,
+        /// which Landlock refuses outside the attempt's own domain.
+        case withOwnSandbox
+    }
+
     /// - Parameter searchPath: the job's `PATH`, to find a command given by name.
     public init(
         command: [String], searchPath: String, workDirectory: String, artifactsDirectory: String, readPaths: [String],
-        writePaths: [String]
+        writePaths: [String], browser: Browser? = nil
     ) {
         var read = Self.systemDirectories
         for (index, element) in command.enumerated() {
@@ -38,7 +51,8 @@ public struct AttemptFileAccess: Sendable, Equatable {
         }
         read += readPaths
         self.read = Self.unique(read)
-        write = Self.unique([workDirectory, artifactsDirectory] + Self.writableDevices + writePaths)
+        let sandboxSetup = browser == .withOwnSandbox ? ["/proc"] : []
+        write = Self.unique([workDirectory, artifactsDirectory] + Self.writableDevices + writePaths + sandboxSetup)
     }
 
     /// The file an argv element names, if it is one: a path, or for the program a name

@@ -38,6 +38,14 @@ struct BrowserTests {
                 \(browserType("browserhold", RunnerHarness.jobs.appendingPathComponent("browser_hold.py").path))
                 \(browserType("browsercrash", RunnerHarness.jobs.appendingPathComponent("browser_crash.py").path,
                     "max_attempts = 2\nbackoff = \"200ms\"\nbackoff_max = \"1s\""))
+                [job_types.sandboxed]
+                command = ["/usr/bin/python3", "\(RunnerHarness.jobs.appendingPathComponent("browser_sandbox.py").path)"]
+                browser = "chromium"
+                profile = "chromium"
+                run_as = "nobody"
+                timeout = "60s"
+                pids_max = 1024
+                max_attempts = 1
                 [job_types.selfchrome]
                 command = ["/bin/sh", "\(RunnerHarness.jobs.appendingPathComponent("selfchrome.sh").path)"]
                 profile = "chromium"
@@ -167,6 +175,34 @@ struct BrowserTests {
         #expect(job["attempts"]?[0]?["outcome"] == "browser_crashed")
         #expect(job["attempts"]?[1]?["outcome"] == "completed")
         #expect(job["result"]?["attempt"] == 2)
+        await harness.stop()
+        try Self.expectNothingLeft(harness)
+    }
+
+    @Test(
+        "run_as: the supervisor's Chromium runs as that user and keeps its own sandbox",
+        .enabled(
+            if: geteuid() == 0 && getpwnam("nobody") != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"),
+            "needs a root supervisor, a user named nobody and /usr/bin/python3"),
+        .enabled(
+            if: (try? String(contentsOfFile: "/proc/sys/user/max_user_namespaces", encoding: .utf8))
+                .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0 > 0,
+            "needs user namespaces, which Chromium's own sandbox is made of")
+    )
+    func runAsKeepsChromiumSandbox() async throws {
+        let harness = try await Self.harness()
+        let nobody = Int64(try #require(getpwnam("nobody")).pointee.pw_uid)
+        let job = try await harness.ended(try await harness.submit("sandboxed"))
+        #expect(job["status"] == "completed", "\(job)")
+        #expect(job["result"]?["uid"] == .int(nobody))
+        #expect(job["result"]?["answered"] == true)
+        #expect(job["result"]?["browserUids"] == [.int(nobody)], "every Chromium process is the user's")
+        #expect(job["result"]?["noSandbox"] == false)
+        guard case .int(let renderers)? = job["result"]?["renderers"], renderers > 0 else {
+            Issue.record("no renderer was seen: \(job)")
+            return
+        }
+        #expect(job["result"]?["renderersInOwnPidNamespace"] == .int(renderers), "\(job)")
         await harness.stop()
         try Self.expectNothingLeft(harness)
     }
