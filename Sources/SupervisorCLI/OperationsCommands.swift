@@ -48,6 +48,7 @@ struct CleanupCommand: AsyncParsableCommand {
         let rows: [(String, [String])] = [
             ("processes \(verb)killed", report.killedProcesses.map { "\($0.pid) job \($0.jobId)\($0.attempt.map { " attempt \($0)" } ?? ""): \($0.command)" }),
             ("work directories \(verb)removed", report.removedDirectories),
+            ("dangling TMPDIR links \(verb)removed", report.removedLinks),
             ("jobs \(verb)requeued", report.requeuedJobs),
             ("cgroups \(verb)removed", report.removedCgroups),
             ("dead workers \(verb)forgotten", report.removedWorkers),

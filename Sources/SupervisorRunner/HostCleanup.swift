@@ -28,6 +28,8 @@ public struct HostCleanup: Sendable {
         public var dryRun: Bool
         public var killedProcesses: [KilledProcess] = []
         public var removedDirectories: [String] = []
+        /// `TMPDIR` links in `/tmp` whose attempt directory is gone.
+        public var removedLinks: [String] = []
         public var removedCgroups: [String] = []
         /// Jobs taken from a dead worker or a lease that ran out: back to pending, or
         /// failed when their attempts are spent.
@@ -37,7 +39,8 @@ public struct HostCleanup: Sendable {
         public var prunedJobs: [String] = []
 
         public var isEmpty: Bool {
-            killedProcesses.isEmpty && removedDirectories.isEmpty && removedCgroups.isEmpty && requeuedJobs.isEmpty
+            killedProcesses.isEmpty && removedDirectories.isEmpty && removedLinks.isEmpty && removedCgroups.isEmpty
+                && requeuedJobs.isEmpty
                 && removedWorkers.isEmpty && prunedJobs.isEmpty
         }
     }
@@ -120,6 +123,7 @@ public struct HostCleanup: Sendable {
         if dryRun {
             report.killedProcesses = orphans.map(Self.killed)
             report.removedDirectories = staleDirectories.map(\.path)
+            report.removedLinks = WorkDirectory.danglingTemporaryLinks(workRoot: workRoot)
             report.requeuedJobs = running.filter { $0.leaseExpiresAt < now || deadIDs.contains($0.lease.workerID) }
                 .map(\.lease.jobID.rawValue)
             report.removedCgroups = dead.flatMap { Self.cgroupDirectories(of: $0) }
@@ -145,6 +149,9 @@ public struct HostCleanup: Sendable {
         }
         for directory in staleDirectories where (try? WorkDirectory(root: directory.path).remove()) != nil {
             report.removedDirectories.append(directory.path)
+        }
+        for link in WorkDirectory.danglingTemporaryLinks(workRoot: workRoot) where unlink(link) == 0 {
+            report.removedLinks.append(link)
         }
         // The directory of a dead worker, or of one that has no record, goes once empty
         // (never its other files).

@@ -365,7 +365,8 @@ public actor Runner: Service {
                 "cleanup swept what attempts left behind",
                 metadata: [
                     "killed": "\(report.killedProcesses.map { "\($0.pid) (job \($0.jobId))" })",
-                    "removed_directories": "\(report.removedDirectories)", "requeued": "\(report.requeuedJobs)",
+                    "removed_directories": "\(report.removedDirectories)", "removed_links": "\(report.removedLinks)",
+                    "requeued": "\(report.requeuedJobs)",
                     "removed_workers": "\(report.removedWorkers)", "pruned": "\(report.prunedJobs.count)",
                 ])
         } catch {

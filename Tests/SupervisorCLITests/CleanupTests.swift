@@ -1,6 +1,7 @@
 import Foundation
 import SupervisorCore
 import NIOHTTP1
+import SupervisorRunner
 import SupervisorSQLite
 import Testing
 
@@ -111,6 +112,39 @@ struct CleanupTests {
         #expect(job["status"] == "completed")
         #expect(try harness.leftoverWorkDirectories().isEmpty)
         await harness.stop()
+    }
+
+    @Test("cleanup removes a TMPDIR link whose attempt directory is gone, and no other link")
+    func danglingTemporaryLinks() async throws {
+        // Stopped: its own sweeps would race this test's.
+        let harness = try await RunnerHarness.start()
+        await harness.stop()
+        let workRoot = harness.workRoot.standardizedFileURL.path
+        // An attempt's directory removed by hand (or lost with a tmpfs work_root at a reboot).
+        let gone = WorkDirectory(root: "\(workRoot)/gone-1-2/\(UUIDv7Generator().next(at: Date()).rawValue)-1")
+        try #require(gone.temporary != gone.tmp, "the work root is long enough to need a link")
+        try #require(symlink(gone.tmp, gone.temporary) == 0)
+        // A link whose directory is there (not an attempt's, which the sweep would take),
+        // and one into somewhere else.
+        let present = WorkDirectory(root: "\(workRoot)/elsewhere/scratch")
+        try present.create()
+        defer { try? present.remove() }
+        let foreign = "/tmp/supervisor-test-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        try #require(symlink("/nonexistent/\(getpid())/tmp", foreign) == 0)
+        defer { unlink(foreign) }
+
+        let planned = try await cleanup(harness, ["--dry-run"])
+        #expect(arrayItems(planned["removedLinks"]) == [.string(gone.temporary)], "\(planned)")
+        #expect(isLink(gone.temporary), "a dry run removes nothing")
+        let swept = try await cleanup(harness)
+        #expect(arrayItems(swept["removedLinks"]) == [.string(gone.temporary)], "\(swept)")
+        #expect(!isLink(gone.temporary))
+        #expect(isLink(present.temporary) && isLink(foreign))
+    }
+
+    func isLink(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
     }
 
     @Test("a backup taken while jobs are submitted and run opens and holds every job accepted before it began")
