@@ -7,6 +7,7 @@
 Usage: runner.py BINARY WORKDIR [launch|throughput|flood|all]
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -90,31 +91,32 @@ def launch(work_root, samples=200):
         supervisor.stop()
 
 
-def places():
+@contextlib.contextmanager
+def places(benchmark):
     """Where the launch and throughput benchmarks put attempt directories: the data disk
     (the default `work_root`), then tmpfs. Each attempt makes and removes four directories
     and a payload file there (its log, artifacts and TMPDIR link stay on the disk). On an
     ext4 without a journal (these VMs) every new inode is found by scanning past those
     deleted in the last minute (six while the inode table is dirty): a cost that grows
     with the rate of attempts, lingers minutes after them, and that tmpfs does not have."""
-    yield "work_root on the data disk", "./supervisor-data/work"
-    if not os.path.isdir("/dev/shm"):
-        print("work_root on tmpfs: skipped, no /dev/shm")
-        return
-    shm = tempfile.mkdtemp(dir="/dev/shm")
+    shm = tempfile.mkdtemp(dir="/dev/shm") if os.path.isdir("/dev/shm") else None
+    if shm is None:
+        print(f"{benchmark} (work_root on tmpfs): skipped, no /dev/shm")
     try:
-        yield "work_root on tmpfs", shm
+        yield [("work_root on the data disk", "./supervisor-data/work")] + ([("work_root on tmpfs", shm)] if shm else [])
     finally:
-        subprocess.run(["rm", "-rf", shm])
+        if shm:
+            subprocess.run(["rm", "-rf", shm])
 
 
 def report_launch():
-    for place, work_root in places():
-        supervised, spawned = launch(work_root)
-        p50s, p50r = statistics.median(supervised), statistics.median(spawned)
-        print(f"launch ({place}): enqueue -> first instruction p50 {p50s:.2f} ms (p90 "
-              f"{quantile(supervised, 0.9):.2f}), raw spawn p50 {p50r:.2f} ms (p90 {quantile(spawned, 0.9):.2f}); "
-              f"overhead {p50s - p50r:.2f} ms over raw, {len(supervised)} samples each")
+    with places("launch") as where:
+        for place, work_root in where:
+            supervised, spawned = launch(work_root)
+            p50s, p50r = statistics.median(supervised), statistics.median(spawned)
+            print(f"launch ({place}): enqueue -> first instruction p50 {p50s:.2f} ms (p90 "
+                  f"{quantile(supervised, 0.9):.2f}), raw spawn p50 {p50r:.2f} ms (p90 "
+                  f"{quantile(spawned, 0.9):.2f}); overhead {p50s - p50r:.2f} ms over raw, {len(supervised)} samples each")
 
 
 def throughput(jobs=2000, clients=8):
@@ -143,12 +145,13 @@ def throughput(jobs=2000, clients=8):
             supervisor.stop()
         return jobs / total, (jobs - done_by_then) / max(total - submitted, 1e-9), failed
 
-    for place, work_root in places():
-        raw_rate = raw()
-        rate, drain, failed = supervised(work_root)
-        print(f"throughput ({place}): {rate:.0f} /bin/true jobs/s end to end at concurrency 4 ({jobs} jobs "
-              f"from {clients} clients, {failed} failed; {drain:.0f}/s once all were queued), raw xargs -P4 "
-              f"fork+exec {raw_rate:.0f}/s just before; ratio {rate / raw_rate:.2f}x")
+    with places("throughput") as where:
+        for place, work_root in where:
+            raw_rate = raw()
+            rate, drain, failed = supervised(work_root)
+            print(f"throughput ({place}): {rate:.0f} /bin/true jobs/s end to end at concurrency 4 ({jobs} jobs "
+                  f"from {clients} clients, {failed} failed; {drain:.0f}/s once all were queued), raw xargs -P4 "
+                  f"fork+exec {raw_rate:.0f}/s just before; ratio {rate / raw_rate:.2f}x")
 
 
 def flood():

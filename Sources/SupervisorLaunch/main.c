@@ -2,7 +2,7 @@
 //
 //   supervisor-launch [--cwd DIR] [--report-fd N] [--nofile N] [--cgroup DIR] [--join DIR]...
 //                     [--rlimit-as BYTES] [--nproc N] [--uid N --gid N [--groups N,N...]]
-//                     [--landlock ABI [--read PATH]... [--write PATH]...]
+//                     [--landlock ABI [--read PATH]... [--write PATH]... [--write-files PATH]...]
 //                     [--seccomp-fd N] -- PROGRAM [ARG...]
 //
 // The supervisor is a threaded Swift process and must not run code between fork and
@@ -21,9 +21,10 @@
 // migrations are not back to back. Kernels without CLONE_INTO_CGROUP get the move.
 //
 // --landlock confines the job's file system access (Landlock, at the kernel's ABI the
-// supervisor found): it may read below each --read path and read and write below each
-// --write path, and nothing else; from ABI 6 it cannot signal processes outside its
-// own domain either. Paths that do not exist are left out.
+// supervisor found): it may read below each --read path, read and write below each
+// --write path, and read and write the files that exist below each --write-files path
+// (no making, removing, renaming or truncating), and nothing else; from ABI 6 it cannot
+// signal processes outside its own domain either. Paths that do not exist are left out.
 //
 // --uid and --gid (with --groups, the supplementary groups) make the job that user: the
 // type's `run_as`, resolved by the supervisor.
@@ -78,6 +79,8 @@ struct launch_plan {
     int read_count;
     const char **write_paths;       // --write, write_count of them
     int write_count;
+    const char **write_file_paths;  // --write-files, write_file_count of them
+    int write_file_count;
     char **argv;                    // the job's argv; argv[0] is the program
 };
 
@@ -112,11 +115,12 @@ static struct launch_plan parse_plan(int argc, char **argv) {
         .working_directory = NULL, .report_fd = -1, .nofile = -1, .cgroup = NULL, .seccomp_fd = -1,
         .join_count = 0, .address_space = -1, .processes = -1, .uid = -1, .gid = -1, .group_count = 0,
         .landlock_abi = 0, .read_count = 0,
-        .write_count = 0, .argv = NULL};
+        .write_count = 0, .write_file_count = 0, .argv = NULL};
     // At most one path per argument: these arrays cannot overflow.
     plan.read_paths = calloc((size_t)argc, sizeof(char *));
     plan.write_paths = calloc((size_t)argc, sizeof(char *));
-    if (!plan.read_paths || !plan.write_paths) fail("supervisor-launch: out of memory");
+    plan.write_file_paths = calloc((size_t)argc, sizeof(char *));
+    if (!plan.read_paths || !plan.write_paths || !plan.write_file_paths) fail("supervisor-launch: out of memory");
     int index = 1;
     for (; index < argc; index++) {
         const char *option = argv[index];
@@ -160,6 +164,8 @@ static struct launch_plan parse_plan(int argc, char **argv) {
             plan.read_paths[plan.read_count++] = value;
         } else if (strcmp(option, "--write") == 0) {
             plan.write_paths[plan.write_count++] = value;
+        } else if (strcmp(option, "--write-files") == 0) {
+            plan.write_file_paths[plan.write_file_count++] = value;
         } else if (strcmp(option, "--seccomp-fd") == 0) {
             plan.seccomp_fd = (int)parse_number(option, value, 3, INT_MAX);
         } else if (strcmp(option, "--nofile") == 0) {
@@ -292,6 +298,8 @@ static void confine_file_system(const struct launch_plan *plan) {
     for (int index = 0; index < plan->read_count; index++)
         allow_beneath(ruleset, plan->read_paths[index], ACCESS_FS_READ & handled);
     for (int index = 0; index < plan->write_count; index++) allow_beneath(ruleset, plan->write_paths[index], handled);
+    for (int index = 0; index < plan->write_file_count; index++)
+        allow_beneath(ruleset, plan->write_file_paths[index], (ACCESS_FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE) & handled);
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
         fail("supervisor-launch: Landlock: cannot restrict the job: %s", strerror(errno));
     close(ruleset);

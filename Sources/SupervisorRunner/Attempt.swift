@@ -308,24 +308,25 @@ public final class Attempt: Sendable {
     /// cgroups, user, Landlock rules (which depend on the command) and seccomp filter.
     private func launcherArguments(
         command: [String], work: WorkDirectory, files: JobFiles, cgroup: AttemptCgroup, user: RunAsUser?,
-        variables: [String: String], seccomp: Bool, browser: AttemptFileAccess.Browser? = nil
+        variables: [String: String], seccomp: Bool, browserSandbox: AttemptFileAccess.BrowserSandbox? = nil
     ) -> [String] {
         var arguments = ["--cwd", work.root, "--report-fd", "3", "--nofile", String(type.nofile)]
         if let unified = cgroup.unified { arguments += ["--cgroup", unified] }
         for directory in cgroup.joins { arguments += ["--join", directory] }
         // RLIMIT_AS breaks Chromium's address-space reservations (HOST-NOTES): where no
         // memory cgroup holds `memory_max`, the supervisor's browser runs without it.
-        if let bytes = cgroup.fallbackMemoryMax, browser == nil { arguments += ["--rlimit-as", String(bytes)] }
+        if let bytes = cgroup.fallbackMemoryMax, browserSandbox == nil { arguments += ["--rlimit-as", String(bytes)] }
         if let count = cgroup.fallbackPidsMax { arguments += ["--nproc", String(count)] }
         if let user { arguments += user.launcherArguments }
         if let abi = context.landlockABI {
             let access = AttemptFileAccess(
                 command: command, searchPath: variables["PATH"] ?? context.supervisorPath,
                 workDirectory: work.root, artifactsDirectory: files.artifacts, readPaths: type.readPaths,
-                writePaths: type.writePaths, browser: browser)
+                writePaths: type.writePaths, browserSandbox: browserSandbox)
             arguments += ["--landlock", String(abi)]
             for path in access.read { arguments += ["--read", path] }
             for path in access.write { arguments += ["--write", path] }
+            for path in access.writeFiles { arguments += ["--write-files", path] }
         }
         if seccomp { arguments += ["--seccomp-fd", "4"] }
         return arguments + ["--"] + command
@@ -386,7 +387,7 @@ public final class Attempt: Sendable {
         let seccomp = context.seccompPrograms[job.type]
         let arguments = launcherArguments(
             command: command, work: work, files: files, cgroup: cgroup, user: user, variables: variables,
-            seccomp: seccomp != nil, browser: runsAsRoot ? .withoutOwnSandbox : .withOwnSandbox)
+            seccomp: seccomp != nil, browserSandbox: runsAsRoot ? .supervisorsOnly : .chromiums)
         let nothing = try Descriptors.open("/dev/null")
         defer { close(nothing) }
         // Its stdout, stderr and the launcher's report share one pipe: all of it is log.

@@ -9,6 +9,8 @@ import Foundation
 public struct AttemptFileAccess: Sendable, Equatable {
     public var read: [String]
     public var write: [String]
+    /// Where it may only write files that exist (`--write-files`).
+    public var writeFiles: [String]
 
     public static let systemDirectories = [
         "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt", "/var/cache", "/proc", "/sys",
@@ -25,23 +27,33 @@ public struct AttemptFileAccess: Sendable, Equatable {
         return version > 0 ? Int(version) : nil
     }()
 
-    /// What a supervisor-started browser needs beyond a job.
-    public enum Browser: Sendable {
-        /// As root, Chromium runs with `--no-sandbox`: the job's rules hold for it.
-        case withoutOwnSandbox
-        /// As a `run_as` user, Chromium keeps its own sandbox (SPEC section 7), whose user
-        /// namespace is set up by writing `/proc/self/{setgroups,uid_map,gid_map}`: it may
-        /// write below `/proc`. Landlock rules name directories, not "self", and each
-        /// Chromium process has its own. What else is writable there stays the user's by
-        /// permission, and the entries of other processes that matter check ptrace access,
-        /// which Landlock refuses outside the attempt's own domain.
-        case withOwnSandbox
+    /// Whose sandbox a supervisor-started Chromium runs in.
+    public enum BrowserSandbox: Sendable {
+        /// As root Chromium runs with `--no-sandbox`: the job's rules hold for it.
+        case supervisorsOnly
+        /// As any other user (`run_as`, or a supervisor that is not root) Chromium keeps
+        /// its own sandbox (SPEC section 7), whose user namespace is set up by writing
+        /// `/proc/self/{setgroups,uid_map,gid_map}`. Landlock rules name directories, not
+        /// "self", and each Chromium process has its own: the browser may write the files
+        /// below `/proc`, and make or remove nothing there. Other users' entries stay
+        /// closed by permission and the entries that expose a process need ptrace access,
+        /// which Landlock refuses outside the attempt; a few (`oom_score_adj`, say) of
+        /// processes of the same user elsewhere do not, hence a `run_as` user of its own.
+        case chromiums
     }
 
-    /// - Parameter searchPath: the job's `PATH`, to find a command given by name.
+    /// - Parameters:
+    ///   - command: the argv the rules are for; the directories of its files are readable.
+    ///   - searchPath: the job's `PATH`, to find a command given by name.
+    ///   - workDirectory: the attempt's directory.
+    ///   - artifactsDirectory: the job's artifacts directory.
+    ///   - readPaths: the type's `read_paths`.
+    ///   - writePaths: the type's `write_paths`.
+    ///   - browserSandbox: for the command of a supervisor-started browser, whose sandbox
+    ///     it runs in; nil for a job's command.
     public init(
         command: [String], searchPath: String, workDirectory: String, artifactsDirectory: String, readPaths: [String],
-        writePaths: [String], browser: Browser? = nil
+        writePaths: [String], browserSandbox: BrowserSandbox? = nil
     ) {
         var read = Self.systemDirectories
         for (index, element) in command.enumerated() {
@@ -51,8 +63,8 @@ public struct AttemptFileAccess: Sendable, Equatable {
         }
         read += readPaths
         self.read = Self.unique(read)
-        let sandboxSetup = browser == .withOwnSandbox ? ["/proc"] : []
-        write = Self.unique([workDirectory, artifactsDirectory] + Self.writableDevices + writePaths + sandboxSetup)
+        write = Self.unique([workDirectory, artifactsDirectory] + Self.writableDevices + writePaths)
+        writeFiles = browserSandbox == .chromiums ? ["/proc"] : []
     }
 
     /// The file an argv element names, if it is one: a path, or for the program a name

@@ -11,10 +11,10 @@ public import SupervisorStore
 /// (same pid, same start time). Everything else an attempt left on this host is an
 /// orphan: its processes — found by their cgroup, their `SUPERVISOR_JOB_ID` and
 /// `SUPERVISOR_ATTEMPT` environment, or a work directory on their command line — are
-/// killed, and its work directory is removed. A dead worker's cgroup directories and its
-/// record go too, and jobs whose lease ran out, or whose worker here is dead, go back to
-/// the queue, and finished jobs past `[retention]` are deleted with their logs and
-/// artifacts. Nothing that carries no mark of an attempt of this store and `work_root` is
+/// killed, and its work directory is removed, as is a `TMPDIR` link left leading into an
+/// attempt directory that is gone. A dead worker's cgroup directories and its record go
+/// too, and jobs whose lease ran out, or whose worker here is dead, go back to the queue,
+/// and finished jobs past `[retention]` are deleted with their logs and artifacts. Nothing that carries no mark of an attempt of this store and `work_root` is
 /// ever touched: another supervisor's jobs on the same host are not orphans.
 public struct HostCleanup: Sendable {
     public struct Report: Sendable, Equatable, Codable {
@@ -123,7 +123,7 @@ public struct HostCleanup: Sendable {
         if dryRun {
             report.killedProcesses = orphans.map(Self.killed)
             report.removedDirectories = staleDirectories.map(\.path)
-            report.removedLinks = WorkDirectory.danglingTemporaryLinks(workRoot: workRoot)
+            report.removedLinks = danglingTemporaryLinks()
             report.requeuedJobs = running.filter { $0.leaseExpiresAt < now || deadIDs.contains($0.lease.workerID) }
                 .map(\.lease.jobID.rawValue)
             report.removedCgroups = dead.flatMap { Self.cgroupDirectories(of: $0) }
@@ -150,7 +150,7 @@ public struct HostCleanup: Sendable {
         for directory in staleDirectories where (try? WorkDirectory(root: directory.path).remove()) != nil {
             report.removedDirectories.append(directory.path)
         }
-        for link in WorkDirectory.danglingTemporaryLinks(workRoot: workRoot) where unlink(link) == 0 {
+        for link in danglingTemporaryLinks() where unlink(link) == 0 {
             report.removedLinks.append(link)
         }
         // The directory of a dead worker, or of one that has no record, goes once empty
@@ -262,6 +262,16 @@ public struct HostCleanup: Sendable {
             }
         }
         return nil
+    }
+
+    /// The `TMPDIR` links of attempt directories under `work_root/<workerId>/` that are
+    /// gone; links into anything else are not ours.
+    func danglingTemporaryLinks() -> [String] {
+        WorkDirectory.danglingTemporaryLinks(workRoot: workRoot).compactMap { link, directory in
+            let components = directory.root.dropFirst(workRoot.count + 1).split(separator: "/", omittingEmptySubsequences: false)
+            guard components.count == 2, AttemptMark(directoryName: components[1]) != nil else { return nil }
+            return link
+        }
     }
 
     /// Every attempt directory under `work_root/<workerId>/`; other files are not ours.

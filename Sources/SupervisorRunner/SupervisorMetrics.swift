@@ -47,6 +47,7 @@ public enum SupervisorMetrics {
     public static func swept(_ report: HostCleanup.Report) {
         Counter(label: "supervisor_orphans_killed_total").increment(by: report.killedProcesses.count)
         Counter(label: "supervisor_work_dirs_removed_total").increment(by: report.removedDirectories.count)
+        Counter(label: "supervisor_tmpdir_links_removed_total").increment(by: report.removedLinks.count)
         Counter(label: "supervisor_jobs_requeued_total").increment(by: report.requeuedJobs.count)
         Counter(label: "supervisor_jobs_pruned_total").increment(by: report.prunedJobs.count)
     }

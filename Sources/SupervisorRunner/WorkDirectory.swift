@@ -84,11 +84,11 @@ public struct WorkDirectory: Sendable, Equatable {
         try Self.remove(root, in: AT_FDCWD)
     }
 
-    /// The `TMPDIR` links in `/tmp` that lead into attempt directories under `workRoot`
-    /// that are gone: removed by hand, or lost with a tmpfs `work_root` at a reboot that
-    /// `/tmp` outlived. Only a link the directory itself would have made counts, and a
-    /// live attempt's never does: its directory is made before its link and removed after.
-    public static func danglingTemporaryLinks(workRoot: String) -> [String] {
+    /// The `TMPDIR` links in `/tmp` into directories below `workRoot` that are gone:
+    /// removed by hand, or lost with a tmpfs `work_root` at a reboot that `/tmp` outlived.
+    /// Only a link the directory itself would have made counts, and a live attempt's never
+    /// does: its directory is made before its link and removed after it.
+    public static func danglingTemporaryLinks(workRoot: String) -> [(link: String, directory: WorkDirectory)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
         return names.filter { $0.hasPrefix("supervisor-") }.sorted().compactMap { name in
             let link = "/tmp/" + name
@@ -96,7 +96,7 @@ public struct WorkDirectory: Sendable, Equatable {
             let directory = WorkDirectory(root: String(target.dropLast("/tmp".count)))
             var info = stat()
             guard directory.temporary == link, lstat(directory.root, &info) != 0, errno == ENOENT else { return nil }
-            return link
+            return (link, directory)
         }
     }
 

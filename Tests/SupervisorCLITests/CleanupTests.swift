@@ -124,12 +124,20 @@ struct CleanupTests {
         let gone = WorkDirectory(root: "\(workRoot)/gone-1-2/\(UUIDv7Generator().next(at: Date()).rawValue)-1")
         try #require(gone.temporary != gone.tmp, "the work root is long enough to need a link")
         try #require(symlink(gone.tmp, gone.temporary) == 0)
-        // A link whose directory is there (not an attempt's, which the sweep would take),
-        // and one into somewhere else.
+        // Left alone: a link whose directory is there (not an attempt's, which the sweep
+        // would take), one into a gone directory that is no attempt's, one into a gone
+        // attempt's under a name its directory would not have made, one elsewhere.
         let present = WorkDirectory(root: "\(workRoot)/elsewhere/scratch")
         try present.create()
         defer { try? present.remove() }
-        let foreign = "/tmp/supervisor-test-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        let notAttempt = WorkDirectory(root: "\(workRoot)/elsewhere/gone-scratch")
+        try #require(symlink(notAttempt.tmp, notAttempt.temporary) == 0)
+        defer { unlink(notAttempt.temporary) }
+        let unique = "\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        let misnamed = "/tmp/supervisor-test-\(unique)"
+        try #require(symlink(gone.tmp, misnamed) == 0)
+        defer { unlink(misnamed) }
+        let foreign = "/tmp/supervisor-test-foreign-\(unique)"
         try #require(symlink("/nonexistent/\(getpid())/tmp", foreign) == 0)
         defer { unlink(foreign) }
 
@@ -139,7 +147,7 @@ struct CleanupTests {
         let swept = try await cleanup(harness)
         #expect(arrayItems(swept["removedLinks"]) == [.string(gone.temporary)], "\(swept)")
         #expect(!isLink(gone.temporary))
-        #expect(isLink(present.temporary) && isLink(foreign))
+        for link in [present.temporary, notAttempt.temporary, misnamed, foreign] { #expect(isLink(link), "\(link) is kept") }
     }
 
     func isLink(_ path: String) -> Bool {

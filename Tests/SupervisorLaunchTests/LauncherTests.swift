@@ -1,3 +1,4 @@
+import CSupervisorLinux
 import Foundation
 import Testing
 
@@ -50,6 +51,9 @@ enum Launcher {
     }
 }
 
+/// The kernel's Landlock ABI; 0 without Landlock.
+func landlockABI() -> Int { max(Int(supervisor_landlock_abi()), 0) }
+
 @Suite("the exec launcher")
 struct LauncherTests {
     @Test("the job gets exactly the environment it was given, nothing else")
@@ -97,6 +101,31 @@ struct LauncherTests {
         let result = try await Launcher.run(["--rlimit-as", "268435456", "--nproc", "50", "--", "/bin/sh", "-c", "ulimit -v; ulimit -p"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.split(separator: "\n") == ["262144", "50"])
+    }
+
+    @Test(
+        "--write-files: files that exist below it can be written, nothing can be made, removed or truncated there",
+        .enabled(if: landlockABI() >= 3, "needs Landlock ABI 3 (truncation is handled from there)")
+    )
+    func writeFilesOnly() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("write-files-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let existing = directory.appendingPathComponent("existing").path
+        try "before".write(toFile: existing, atomically: false, encoding: .utf8)
+        let script = """
+            cd \(directory.path)
+            printf AFTER! 1<> existing && echo written
+            true > existing 2>/dev/null || echo no-truncate
+            touch new 2>/dev/null || echo no-create
+            mkdir sub 2>/dev/null || echo no-mkdir
+            rm -f existing 2>/dev/null || echo no-remove
+            """
+        let result = try await Launcher.run(
+            ["--landlock", String(landlockABI()), "--read", "/", "--write-files", directory.path, "--", "/bin/sh", "-c", script])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.split(separator: "\n") == ["written", "no-truncate", "no-create", "no-mkdir", "no-remove"])
+        #expect(try String(contentsOfFile: existing, encoding: .utf8) == "AFTER!")
     }
 
     @Test("only stdin, stdout and stderr stay open")
