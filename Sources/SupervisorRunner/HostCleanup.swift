@@ -14,8 +14,9 @@ public import SupervisorStore
 /// killed, and its work directory is removed, as is a `TMPDIR` link left leading into an
 /// attempt directory that is gone. A dead worker's cgroup directories and its record go
 /// too, and jobs whose lease ran out, or whose worker here is dead, go back to the queue,
-/// and finished jobs past `[retention]` are deleted with their logs and artifacts. Nothing that carries no mark of an attempt of this store and `work_root` is
-/// ever touched: another supervisor's jobs on the same host are not orphans.
+/// and finished jobs past `[retention]` are deleted with their logs and artifacts.
+/// Nothing that carries no mark of an attempt of this store and `work_root` is ever
+/// touched: another supervisor's jobs on the same host are not orphans.
 public struct HostCleanup: Sendable {
     public struct Report: Sendable, Equatable, Codable {
         public struct KilledProcess: Sendable, Equatable, Codable {
@@ -40,8 +41,7 @@ public struct HostCleanup: Sendable {
 
         public var isEmpty: Bool {
             killedProcesses.isEmpty && removedDirectories.isEmpty && removedLinks.isEmpty && removedCgroups.isEmpty
-                && requeuedJobs.isEmpty
-                && removedWorkers.isEmpty && prunedJobs.isEmpty
+                && requeuedJobs.isEmpty && removedWorkers.isEmpty && prunedJobs.isEmpty
         }
     }
 
