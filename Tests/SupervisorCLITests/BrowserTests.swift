@@ -200,6 +200,7 @@ struct BrowserTests {
         #expect(job["result"]?["jobWritesProc"] == false, "the job itself still cannot write below /proc")
         guard case .int(let renderers)? = job["result"]?["renderers"], renderers > 0 else {
             Issue.record("no renderer was seen: \(job)")
+            await harness.stop()
             return
         }
         #expect(job["result"]?["renderersInOwnPidNamespace"] == .int(renderers), "\(job)")
