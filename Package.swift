@@ -124,7 +124,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "SupervisorLaunchTests", dependencies: ["SupervisorSandbox"], swiftSettings: swiftSettings),
+        .testTarget(name: "SupervisorLaunchTests", dependencies: ["SupervisorSandbox", "SupervisorRunner"], swiftSettings: swiftSettings),
         .testTarget(name: "SupervisorSandboxTests", dependencies: ["SupervisorSandbox"], swiftSettings: swiftSettings),
         .testTarget(name: "SupervisorRunnerTests", dependencies: ["SupervisorRunner"], swiftSettings: swiftSettings),
         .testTarget(

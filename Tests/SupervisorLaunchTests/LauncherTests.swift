@@ -1,5 +1,5 @@
-import CSupervisorLinux
 import Foundation
+import SupervisorRunner
 import Testing
 
 /// `supervisor-launch`, as `swift build` left it, run as the runner will run it.
@@ -50,9 +50,6 @@ enum Launcher {
             stderr: try String(contentsOf: err, encoding: .utf8), pid: child)
     }
 }
-
-/// The kernel's Landlock ABI; 0 without Landlock.
-func landlockABI() -> Int { max(Int(supervisor_landlock_abi()), 0) }
 
 @Suite("the exec launcher")
 struct LauncherTests {
@@ -105,7 +102,7 @@ struct LauncherTests {
 
     @Test(
         "--write-files: files that exist below it can be written, nothing can be made, removed or truncated there",
-        .enabled(if: landlockABI() >= 3, "needs Landlock ABI 3 (truncation is handled from there)")
+        .enabled(if: AttemptFileAccess.kernelABI ?? 0 >= 3, "needs Landlock ABI 3 (truncation is handled from there)")
     )
     func writeFilesOnly() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("write-files-\(UUID().uuidString)")
@@ -122,7 +119,7 @@ struct LauncherTests {
             rm -f existing 2>/dev/null || echo no-remove
             """
         let result = try await Launcher.run(
-            ["--landlock", String(landlockABI()), "--read", "/", "--write-files", directory.path, "--", "/bin/sh", "-c", script])
+            ["--landlock", String(AttemptFileAccess.kernelABI ?? 0), "--read", "/", "--write-files", directory.path, "--", "/bin/sh", "-c", script])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.split(separator: "\n") == ["written", "no-truncate", "no-create", "no-mkdir", "no-remove"])
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "AFTER!")
