@@ -126,7 +126,7 @@ let package = Package(
         ),
         .testTarget(name: "SupervisorLaunchTests", dependencies: ["SupervisorSandbox", "SupervisorRunner"], swiftSettings: swiftSettings),
         .testTarget(name: "SupervisorSandboxTests", dependencies: ["SupervisorSandbox"], swiftSettings: swiftSettings),
-        .testTarget(name: "SupervisorRunnerTests", dependencies: ["SupervisorRunner"], swiftSettings: swiftSettings),
+        .testTarget(name: "SupervisorRunnerTests", dependencies: ["SupervisorRunner", "CSupervisorLinux"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SupervisorCLITests",
             dependencies: [

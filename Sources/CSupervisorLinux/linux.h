@@ -19,5 +19,9 @@ static inline int supervisor_seal_readonly(int fd) { return fcntl(fd, 1024 + 9, 
 
 static inline int supervisor_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
 
+// unshare(CLONE_NEWNET): moves the calling thread alone into a network namespace of its own.
+// The tests use it to check ports where no other process can take them.
+static inline int supervisor_unshare_network(void) { return (int)syscall(SYS_unshare, 0x40000000 /* CLONE_NEWNET */); }
+
 // The Landlock ABI version of the running kernel; negative (errno set) without Landlock.
 static inline int supervisor_landlock_abi(void) { return (int)syscall(444 /* landlock_create_ruleset */, (void *)0, 0, 1U); }

@@ -1,3 +1,4 @@
+import CSupervisorLinux
 import Foundation
 import SupervisorCore
 import SupervisorRunner
@@ -90,8 +91,7 @@ struct AttemptSetupTests {
     }
 
     /// A listening socket on 127.0.0.1:port, or nil if the port is taken.
-    func listener(on port: Int) -> Int32? {
-        // Close-on-exec: other suites spawn processes meanwhile, which must not keep the port.
+    static func listener(on port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -107,27 +107,61 @@ struct AttemptSetupTests {
         return fd
     }
 
-    @Test("debug ports: held ports and ports in use elsewhere are skipped; the range can run out")
-    func ports() throws {
-        // Below Linux's ephemeral range, so the other suites' client sockets stay out of it:
-        // three free ports in a row, the first of them then taken by another program.
-        var base = 21_000
-        var busy: Int32?
-        while busy == nil, base < 29_000 {
-            let probes = [listener(on: base + 1), listener(on: base + 2)]
-            probes.compactMap { $0 }.forEach { close($0) }
-            if probes.allSatisfy({ $0 != nil }) { busy = listener(on: base) }
-            if busy == nil { base += 3 }
-        }
-        let taken = try #require(busy)
-        defer { close(taken) }
+    /// Whether this process may make network namespaces (CAP_SYS_ADMIN in CapEff).
+    static let mayMakeNetworks: Bool = {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let mask = UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+        else { return false }
+        return mask & (1 << 21) != 0
+    }()
 
-        let pool = DebugPortPool(range: base...(base + 2))
-        let first = try pool.reserve()
-        let second = try pool.reserve()
-        #expect(Set([first, second]) == [base + 1, base + 2])
-        #expect(throws: DebugPortPool.Exhausted.self) { try pool.reserve() }
-        pool.release(first)
-        #expect(try pool.reserve() == first)
+    /// Runs `body` on a thread of its own in a network namespace of its own, with loopback up.
+    /// On the host, any process (another suite's client sockets, where the ephemeral range
+    /// reaches low ports) may take a port between the test's look and the pool's; here the
+    /// ports are the test's alone. The namespace goes with the thread.
+    static func inOwnNetwork<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result {
+                    guard supervisor_unshare_network() == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EPERM) }
+                    let control = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                    defer { close(control) }
+                    var request = ifreq()
+                    withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { $0.copyBytes(from: Array("lo".utf8)) }
+                    guard ioctl(control, UInt(SIOCGIFFLAGS), &request) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+                    request.ifr_ifru.ifru_flags |= Int16(IFF_UP)
+                    guard ioctl(control, UInt(SIOCSIFFLAGS), &request) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+                    return try body()
+                })
+            }
+        }
+    }
+
+    @Test(
+        "debug ports: held ports and ports in use elsewhere are skipped; the range can run out",
+        .enabled(if: Self.mayMakeNetworks, "needs CAP_SYS_ADMIN, for a network of its own where no other process takes the ports it checks")
+    )
+    func ports() async throws {
+        let (first, second, exhausted, again) = try await Self.inOwnNetwork { () throws -> (Int, Int, Bool, Int) in
+            // The first of three ports is taken by another program.
+            guard let taken = Self.listener(on: 21_000) else { throw POSIXError(.EADDRINUSE) }
+            defer { close(taken) }
+            let pool = DebugPortPool(range: 21_000...21_002)
+            let first = try pool.reserve()
+            let second = try pool.reserve()
+            let exhausted: Bool
+            do {
+                _ = try pool.reserve()
+                exhausted = false
+            } catch is DebugPortPool.Exhausted {
+                exhausted = true
+            }
+            pool.release(first)
+            return (first, second, exhausted, try pool.reserve())
+        }
+        #expect(Set([first, second]) == [21_001, 21_002])
+        #expect(exhausted)
+        #expect(again == first)
     }
 }
