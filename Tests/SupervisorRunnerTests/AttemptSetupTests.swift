@@ -92,6 +92,8 @@ struct AttemptSetupTests {
 
     /// A listening socket on 127.0.0.1:port, or nil if the port is taken.
     static func listener(on port: Int) -> Int32? {
+        // Close-on-exec: other suites spawn processes meanwhile, and file descriptors are the
+        // whole process's even where the network namespace is one thread's.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
